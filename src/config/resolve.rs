@@ -1,0 +1,544 @@
+//! Merges the command line over the configuration file over the defaults, validates the
+//! result, and produces the `Settings` the master runs and hands to every worker.
+//!
+//! Rules:
+//! - a value given on the command line wins over the file's; list options given on the
+//!   command line (`--pythonpath`, `--env`) replace the file's list, and any `--fastcgi` or
+//!   `--scgi` replaces all the file's listeners (both `fastcgi` and `scgi`);
+//! - relative paths are anchored at the working directory when they come from the command
+//!   line and at the file's directory when they come from the file, so every path in
+//!   `Settings` is absolute;
+//! - `Settings::app` is either a module spec (`pkg.module:callable`, no `/`) or an absolute
+//!   file path (`/srv/app.wsgi`, `/srv/app.py:callable`);
+//! - an invalid value is reported with the option that set it (`--processes` or
+//!   `processes in /etc/wsgid.toml`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use super::cli::Cli;
+use super::file::FileConfig;
+use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Settings, Timeouts};
+use super::values::{
+    check_env_name, check_env_value, format_listen_addr, normalize_mount, parse_listen_addr,
+    BodyLimit, OneOrMany,
+};
+
+/// Worker processes when none is configured.
+pub const DEFAULT_PROCESSES: usize = 1;
+/// Python threads per worker when none is configured: enough for requests that wait on I/O
+/// (databases, HTTP calls, which release the GIL) to overlap, and cheap while idle (a
+/// parked thread costs its stack and nothing else).
+pub const DEFAULT_THREADS: usize = 8;
+/// The most worker processes one wsgid runs.
+pub const MAX_PROCESSES: usize = 1024;
+/// The most Python threads one worker runs.
+pub const MAX_THREADS: usize = 1024;
+/// Permissions of the Unix sockets wsgid creates: owner and group may connect, others not.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_REQUESTS: usize = 1000;
+pub const DEFAULT_OUTPUT_BUFFER: usize = 256 * 1024;
+pub const DEFAULT_INPUT_BUFFER: usize = 1024 * 1024;
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Longest Unix socket path, in bytes (`sun_path` holds 108 bytes with the final NUL).
+pub const MAX_UNIX_PATH: usize = 107;
+
+/// What resolution needs from the process: where relative command-line paths are anchored,
+/// and the `RUST_LOG` fallback for the log filter.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub cwd: PathBuf,
+    pub rust_log: Option<String>,
+}
+
+impl Context {
+    /// The context of the running process.
+    pub fn from_process() -> Result<Context, ConfigError> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| ConfigError(format!("cannot determine the working directory: {e}")))?;
+        Ok(Context {
+            cwd,
+            rust_log: std::env::var("RUST_LOG").ok(),
+        })
+    }
+}
+
+/// A usage or configuration error, worded for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads `--config` if given, then merges (see `merge`).
+pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Settings, ConfigError> {
+    match &cli.config {
+        Some(path) => {
+            let path = anchor(&ctx.cwd, path);
+            let file = FileConfig::load(&path).map_err(ConfigError)?;
+            merge(cli, Some((&file, &path)), ctx)
+        }
+        None => merge(cli, None, ctx),
+    }
+}
+
+/// Merges the command line over a parsed configuration file (with its absolute path) over
+/// the defaults, and validates the result.
+pub fn merge(
+    cli: &Cli,
+    file: Option<(&FileConfig, &Path)>,
+    ctx: &Context,
+) -> Result<Settings, ConfigError> {
+    let empty = FileConfig::default();
+    let (f, file_path) = match file {
+        Some((f, p)) => (f, Some(p)),
+        None => (&empty, None),
+    };
+    let m = Merger {
+        file_path,
+        cwd: &ctx.cwd,
+        file_dir: file_path
+            .and_then(Path::parent)
+            .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf),
+    };
+
+    let app = m
+        .pick("app", cli.app.clone(), f.app.clone())
+        .ok_or_else(|| {
+            ConfigError(
+                "no application: give APP (module:callable, or a path to a .py or .wsgi file) \
+                 or set app in the configuration file"
+                    .into(),
+            )
+        })?;
+    let app = resolve_app(&app.value, m.base(app.from_cli)).map_err(|e| app.err(e))?;
+
+    let listen = m.listeners(cli, f)?;
+
+    let processes = count(
+        m.pick("processes", cli.processes, f.processes),
+        DEFAULT_PROCESSES,
+        MAX_PROCESSES,
+    )?;
+    let threads = count(
+        m.pick("threads", cli.threads, f.threads),
+        DEFAULT_THREADS,
+        MAX_THREADS,
+    )?;
+
+    let mount = match m.pick("mount", cli.mount.clone(), f.mount.clone()) {
+        Some(p) => normalize_mount(&p.value).map_err(|e| p.err(e))?,
+        None => String::new(),
+    };
+    let socket_mode = m
+        .pick("socket_mode", cli.socket_mode, f.socket_mode.map(|m| m.0))
+        .map_or(DEFAULT_SOCKET_MODE, |p| p.value);
+
+    let chdir = m.path(m.pick("chdir", cli.chdir.clone(), f.chdir.clone()))?;
+    let virtualenv = m.path(m.pick("virtualenv", cli.virtualenv.clone(), f.virtualenv.clone()))?;
+    let pythonpath = match m.pick(
+        "pythonpath",
+        non_empty(cli.pythonpath.clone()),
+        f.pythonpath.clone(),
+    ) {
+        Some(p) => p
+            .value
+            .iter()
+            .map(|dir| {
+                m.path(Some(p.with(dir.clone())))
+                    .map(Option::unwrap_or_default)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let env = m.env(cli, f)?;
+
+    let defaults = LimitsConfig::default();
+    let limits = LimitsConfig {
+        max_params_bytes: size(
+            m.pick(
+                "max_params_bytes",
+                cli.max_params_bytes,
+                f.max_params_bytes.map(|s| s.0),
+            ),
+            defaults.max_params_bytes,
+        )?,
+        max_params: count(
+            m.pick("max_params", cli.max_params, f.max_params),
+            defaults.max_params,
+            usize::MAX,
+        )?,
+        max_scgi_header: size(
+            m.pick(
+                "max_scgi_header",
+                cli.max_scgi_header,
+                f.max_scgi_header.map(|s| s.0),
+            ),
+            defaults.max_scgi_header,
+        )?,
+        max_body: match m.pick("max_body", cli.max_body, f.max_body) {
+            None => defaults.max_body,
+            Some(p) => match p.value {
+                BodyLimit(Some(0)) => {
+                    return Err(p.err("must be at least 1 byte, or \"unlimited\"".into()))
+                }
+                BodyLimit(limit) => limit,
+            },
+        },
+    };
+
+    let t = Timeouts::default();
+    let timeouts = Timeouts {
+        idle_ms: millis(
+            m.pick(
+                "idle_timeout",
+                cli.idle_timeout,
+                f.idle_timeout.map(|d| d.0),
+            ),
+            t.idle_ms,
+            1,
+        )?,
+        read_ms: millis(
+            m.pick(
+                "read_timeout",
+                cli.read_timeout,
+                f.read_timeout.map(|d| d.0),
+            ),
+            t.read_ms,
+            1,
+        )?,
+        graceful_ms: millis(
+            m.pick(
+                "graceful_timeout",
+                cli.graceful_timeout,
+                f.graceful_timeout.map(|d| d.0),
+            ),
+            t.graceful_ms,
+            0,
+        )?,
+        interrupt_ms: millis(
+            m.pick(
+                "interrupt_timeout",
+                cli.interrupt_timeout,
+                f.interrupt_timeout.map(|d| d.0),
+            ),
+            t.interrupt_ms,
+            0,
+        )?,
+    };
+
+    let max_connections = count(
+        m.pick("max_connections", cli.max_connections, f.max_connections),
+        DEFAULT_MAX_CONNECTIONS,
+        usize::MAX,
+    )?;
+    let max_requests = count(
+        m.pick("max_requests", cli.max_requests, f.max_requests),
+        DEFAULT_MAX_REQUESTS,
+        usize::MAX,
+    )?;
+    let output_buffer = size(
+        m.pick(
+            "output_buffer",
+            cli.output_buffer,
+            f.output_buffer.map(|s| s.0),
+        ),
+        DEFAULT_OUTPUT_BUFFER,
+    )?;
+    let input_buffer = size(
+        m.pick(
+            "input_buffer",
+            cli.input_buffer,
+            f.input_buffer.map(|s| s.0),
+        ),
+        DEFAULT_INPUT_BUFFER,
+    )?;
+    let log_level = m.log_level(cli, f, ctx)?;
+
+    Ok(Settings {
+        app,
+        listen,
+        processes,
+        threads,
+        mount,
+        socket_mode,
+        chdir,
+        pythonpath,
+        virtualenv,
+        env,
+        limits,
+        timeouts,
+        max_connections,
+        max_requests,
+        output_buffer,
+        input_buffer,
+        log_level,
+    })
+}
+
+/// A value and where it came from, for error messages.
+struct Picked<T> {
+    value: T,
+    from_cli: bool,
+    /// `--max-body` or `max_body in /etc/wsgid.toml`.
+    name: String,
+}
+
+impl<T> Picked<T> {
+    fn err(&self, msg: String) -> ConfigError {
+        ConfigError(format!("{}: {msg}", self.name))
+    }
+
+    fn with<U>(&self, value: U) -> Picked<U> {
+        Picked {
+            value,
+            from_cli: self.from_cli,
+            name: self.name.clone(),
+        }
+    }
+}
+
+struct Merger<'a> {
+    file_path: Option<&'a Path>,
+    cwd: &'a Path,
+    file_dir: PathBuf,
+}
+
+impl Merger<'_> {
+    fn pick<T>(&self, key: &str, cli: Option<T>, file: Option<T>) -> Option<Picked<T>> {
+        match (cli, file) {
+            (Some(value), _) => Some(self.origin(key, true).with(value)),
+            (None, Some(value)) => Some(self.origin(key, false).with(value)),
+            (None, None) => None,
+        }
+    }
+
+    /// Names `key` as given on the command line or in the file.
+    fn origin(&self, key: &str, from_cli: bool) -> Picked<()> {
+        let name = match (from_cli, self.file_path) {
+            (true, _) if key == "app" => "APP".to_string(),
+            (true, _) => format!("--{}", key.replace('_', "-")),
+            (false, Some(p)) => format!("{key} in {}", p.display()),
+            (false, None) => key.to_string(),
+        };
+        Picked {
+            value: (),
+            from_cli,
+            name,
+        }
+    }
+
+    /// Where relative paths from this source are anchored.
+    fn base(&self, from_cli: bool) -> &Path {
+        if from_cli {
+            self.cwd
+        } else {
+            &self.file_dir
+        }
+    }
+
+    /// An absolute, UTF-8 path (paths travel to workers as JSON strings).
+    fn path(&self, p: Option<Picked<PathBuf>>) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(p) = p else { return Ok(None) };
+        if p.value.as_os_str().is_empty() {
+            return Err(p.err("the path is empty".into()));
+        }
+        let abs = anchor(self.base(p.from_cli), &p.value);
+        if abs.to_str().is_none() {
+            return Err(p.err(format!("{} is not valid UTF-8", abs.display())));
+        }
+        Ok(Some(abs))
+    }
+
+    fn listeners(&self, cli: &Cli, f: &FileConfig) -> Result<Vec<Listen>, ConfigError> {
+        let mut given: Vec<(Protocol, ListenAddr, Picked<()>)> = Vec::new();
+        if !cli.fastcgi.is_empty() || !cli.scgi.is_empty() {
+            for (protocol, addrs, key) in [
+                (Protocol::Fastcgi, &cli.fastcgi, "fastcgi"),
+                (Protocol::Scgi, &cli.scgi, "scgi"),
+            ] {
+                for addr in addrs {
+                    given.push((protocol, addr.clone(), self.origin(key, true)));
+                }
+            }
+        } else {
+            for (protocol, addrs, key) in [
+                (Protocol::Fastcgi, &f.fastcgi, "fastcgi"),
+                (Protocol::Scgi, &f.scgi, "scgi"),
+            ] {
+                let Some(origin) = self.pick(key, None, addrs.clone().map(OneOrMany::into_vec))
+                else {
+                    continue;
+                };
+                for s in &origin.value {
+                    let addr = parse_listen_addr(s).map_err(|e| origin.err(e))?;
+                    given.push((protocol, addr, origin.with(())));
+                }
+            }
+        }
+
+        let mut listen: Vec<Listen> = Vec::with_capacity(given.len());
+        for (protocol, addr, origin) in given {
+            let addr = match addr {
+                ListenAddr::Unix(path) => {
+                    let abs = anchor(self.base(origin.from_cli), &path);
+                    let len = abs.as_os_str().len();
+                    if len > MAX_UNIX_PATH {
+                        return Err(origin.err(format!(
+                            "unix socket path {} is {len} bytes long; at most {MAX_UNIX_PATH} fit",
+                            abs.display()
+                        )));
+                    }
+                    if abs.to_str().is_none() {
+                        return Err(origin.err(format!("{} is not valid UTF-8", abs.display())));
+                    }
+                    ListenAddr::Unix(abs)
+                }
+                other => other,
+            };
+            let ephemeral = matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0);
+            if !ephemeral && listen.iter().any(|l| l.addr == addr) {
+                return Err(origin.err(format!(
+                    "{} is given more than once",
+                    format_listen_addr(&addr)
+                )));
+            }
+            listen.push(Listen { protocol, addr });
+        }
+        Ok(listen)
+    }
+
+    fn env(&self, cli: &Cli, f: &FileConfig) -> Result<BTreeMap<String, String>, ConfigError> {
+        let cli_env = non_empty(cli.env.clone()).map(|pairs| pairs.into_iter().collect());
+        let Some(p) = self.pick("env", cli_env, f.env.clone()) else {
+            return Ok(BTreeMap::new());
+        };
+        for (name, value) in &p.value {
+            check_env_name(name).map_err(|e| p.err(e))?;
+            check_env_value(name, value).map_err(|e| p.err(e))?;
+        }
+        Ok(p.value)
+    }
+
+    fn log_level(&self, cli: &Cli, f: &FileConfig, ctx: &Context) -> Result<String, ConfigError> {
+        let picked = self
+            .pick("log_level", cli.log_level.clone(), f.log_level.clone())
+            .or_else(|| {
+                let from_env = ctx.rust_log.clone().filter(|s| !s.trim().is_empty())?;
+                Some(Picked {
+                    value: from_env,
+                    from_cli: true,
+                    name: "RUST_LOG".into(),
+                })
+            });
+        let Some(p) = picked else {
+            return Ok(DEFAULT_LOG_LEVEL.to_string());
+        };
+        tracing_subscriber::EnvFilter::try_new(&p.value)
+            .map_err(|e| p.err(format!("{:?} is not a log filter: {e}", p.value)))?;
+        Ok(p.value)
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// A count between 1 and `max`.
+fn count(p: Option<Picked<usize>>, default: usize, max: usize) -> Result<usize, ConfigError> {
+    let Some(p) = p else { return Ok(default) };
+    if p.value < 1 || p.value > max {
+        let range = if max == usize::MAX {
+            "must be at least 1".to_string()
+        } else {
+            format!("must be between 1 and {max}")
+        };
+        return Err(p.err(format!("{range} (got {})", p.value)));
+    }
+    Ok(p.value)
+}
+
+/// A byte size of at least 1 that fits in memory.
+fn size(p: Option<Picked<u64>>, default: usize) -> Result<usize, ConfigError> {
+    let Some(p) = p else { return Ok(default) };
+    if p.value < 1 {
+        return Err(p.err("must be at least 1 byte".into()));
+    }
+    usize::try_from(p.value).map_err(|_| p.err(format!("{} bytes is too large", p.value)))
+}
+
+/// A duration in milliseconds of at least `min`.
+fn millis(p: Option<Picked<u64>>, default: u64, min: u64) -> Result<u64, ConfigError> {
+    let Some(p) = p else { return Ok(default) };
+    if p.value < min {
+        return Err(p.err(format!("must be at least {min} ms (got {} ms)", p.value)));
+    }
+    Ok(p.value)
+}
+
+/// `base/path` unless `path` is absolute, with `.` components removed.
+pub fn anchor(base: &Path, path: &Path) -> PathBuf {
+    base.join(path)
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// Checks an application spec and makes a file path absolute. A spec names a file when it
+/// contains `/`, ends in `.py`, or ends in `.wsgi` and such a file exists (Django's
+/// `mysite.wsgi:application` is a module); otherwise it is a dotted module name.
+pub fn resolve_app(app: &str, base: &Path) -> Result<String, String> {
+    let (target, callable) = match app.rsplit_once(':') {
+        Some((target, callable)) if !callable.contains('/') => (target, Some(callable)),
+        _ => (app, None),
+    };
+    if target.is_empty() {
+        return Err(format!(
+            "{app:?}: expected module:callable or a path to a .py or .wsgi file"
+        ));
+    }
+    if let Some(c) = callable {
+        if !is_dotted_name(c) {
+            return Err(format!("{app:?}: {c:?} is not a Python name"));
+        }
+    }
+    let is_file = target.contains('/')
+        || target.ends_with(".py")
+        || (target.ends_with(".wsgi") && base.join(target).is_file());
+    if !is_file {
+        if !is_dotted_name(target) {
+            return Err(format!(
+                "{app:?}: {target:?} is neither a module name nor a path \
+                 (a file must end in .py or .wsgi, or contain a /)"
+            ));
+        }
+        return Ok(app.to_string());
+    }
+    let path = anchor(base, Path::new(target));
+    let path = path
+        .to_str()
+        .ok_or_else(|| format!("{} is not valid UTF-8", path.display()))?;
+    Ok(match callable {
+        Some(c) => format!("{path}:{c}"),
+        None => path.to_string(),
+    })
+}
+
+/// `name` or `pkg.name`: Python identifiers joined by dots.
+fn is_dotted_name(s: &str) -> bool {
+    s.split('.').all(|part| {
+        let mut chars = part.chars();
+        matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+            && chars.all(|c| c == '_' || c.is_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod tests;

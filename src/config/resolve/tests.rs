@@ -1,0 +1,421 @@
+//! Tests of merging and validation: precedence, path anchoring, app specs, limits at and
+//! past their boundaries, and error messages that name the option.
+
+use super::*;
+use clap::Parser;
+
+fn ctx() -> Context {
+    Context {
+        cwd: PathBuf::from("/home/u/site"),
+        rust_log: None,
+    }
+}
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("wsgid").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn run(args: &[&str]) -> Result<Settings, ConfigError> {
+    merge(&cli(args), None, &ctx())
+}
+
+fn with_file(args: &[&str], toml: &str) -> Result<Settings, ConfigError> {
+    let file = FileConfig::parse(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
+    merge(
+        &cli(args),
+        Some((&file, Path::new("/etc/wsgid/site.toml"))),
+        &ctx(),
+    )
+}
+
+fn err(r: Result<Settings, ConfigError>) -> String {
+    match r {
+        Ok(s) => panic!("accepted: {s:?}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn defaults() {
+    let s = run(&["mysite.wsgi:application", "--fastcgi", "127.0.0.1:9000"]).unwrap();
+    assert_eq!(s.app, "mysite.wsgi:application");
+    assert_eq!(
+        s.listen,
+        vec![Listen {
+            protocol: Protocol::Fastcgi,
+            addr: ListenAddr::Tcp("127.0.0.1:9000".parse().unwrap())
+        }]
+    );
+    assert_eq!(s.processes, 1);
+    assert_eq!(s.threads, 8);
+    assert_eq!(s.mount, "");
+    assert_eq!(s.socket_mode, 0o660);
+    assert_eq!(s.chdir, None);
+    assert!(s.pythonpath.is_empty());
+    assert_eq!(s.virtualenv, None);
+    assert!(s.env.is_empty());
+    assert_eq!(s.limits, LimitsConfig::default());
+    assert_eq!(s.timeouts, Timeouts::default());
+    assert_eq!(s.max_connections, 10_000);
+    assert_eq!(s.max_requests, 1000);
+    assert_eq!(s.output_buffer, 256 * 1024);
+    assert_eq!(s.input_buffer, 1024 * 1024);
+    assert_eq!(s.log_level, "info");
+}
+
+#[test]
+fn no_listener_is_left_to_the_master() {
+    assert!(run(&["a:b"]).unwrap().listen.is_empty());
+}
+
+#[test]
+fn app_is_required() {
+    let e = err(run(&["--fastcgi", "127.0.0.1:9000"]));
+    assert!(e.starts_with("no application"), "{e}");
+    assert_eq!(with_file(&[], "app = \"a:b\"").unwrap().app, "a:b");
+    assert_eq!(with_file(&["c:d"], "app = \"a:b\"").unwrap().app, "c:d");
+}
+
+#[test]
+fn command_line_wins_over_file() {
+    let s = with_file(
+        &["--threads", "3", "--max-body", "unlimited", "--mount", "/x"],
+        r#"
+        app = "a:b"
+        processes = 4
+        threads = 2
+        max_body = "1M"
+        mount = "/y"
+        socket_mode = 0o600
+        idle_timeout = 5
+        log_level = "debug"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(s.processes, 4);
+    assert_eq!(s.threads, 3);
+    assert_eq!(s.limits.max_body, None);
+    assert_eq!(s.mount, "/x");
+    assert_eq!(s.socket_mode, 0o600);
+    assert_eq!(s.timeouts.idle_ms, 5000);
+    assert_eq!(s.log_level, "debug");
+}
+
+#[test]
+fn command_line_lists_replace_file_lists() {
+    let toml = r#"
+        app = "a:b"
+        fastcgi = ["127.0.0.1:9000"]
+        scgi = ["127.0.0.1:4000"]
+        pythonpath = ["/a", "/b"]
+        env = { A = "1", B = "2" }
+    "#;
+    let s = with_file(&[], toml).unwrap();
+    assert_eq!(s.listen.len(), 2);
+    assert_eq!(s.listen[1].protocol, Protocol::Scgi);
+    assert_eq!(s.pythonpath, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+    assert_eq!(s.env.len(), 2);
+
+    let s = with_file(
+        &[
+            "--fastcgi",
+            "127.0.0.1:9001",
+            "--pythonpath",
+            "/c",
+            "--env",
+            "C=3",
+        ],
+        toml,
+    )
+    .unwrap();
+    assert_eq!(
+        s.listen,
+        vec![Listen {
+            protocol: Protocol::Fastcgi,
+            addr: ListenAddr::Tcp("127.0.0.1:9001".parse().unwrap())
+        }]
+    );
+    assert_eq!(s.pythonpath, vec![PathBuf::from("/c")]);
+    assert_eq!(s.env, BTreeMap::from([("C".to_string(), "3".to_string())]));
+
+    // --scgi alone also replaces the file's fastcgi listeners.
+    let s = with_file(&["--scgi", "unix:/run/s.sock"], toml).unwrap();
+    assert_eq!(s.listen.len(), 1);
+    assert_eq!(s.listen[0].protocol, Protocol::Scgi);
+}
+
+#[test]
+fn repeated_env_on_command_line_last_wins() {
+    let s = run(&["a:b", "--env", "A=1", "--env", "A=2"]).unwrap();
+    assert_eq!(s.env.get("A").map(String::as_str), Some("2"));
+}
+
+#[test]
+fn relative_paths_are_anchored_by_source() {
+    let s = run(&[
+        "a:b",
+        "--chdir",
+        "app",
+        "--pythonpath",
+        "./lib",
+        "--virtualenv",
+        "../venv",
+        "--fastcgi",
+        "unix:run/a.sock",
+    ])
+    .unwrap();
+    assert_eq!(s.chdir, Some(PathBuf::from("/home/u/site/app")));
+    assert_eq!(s.pythonpath, vec![PathBuf::from("/home/u/site/lib")]);
+    assert_eq!(s.virtualenv, Some(PathBuf::from("/home/u/site/../venv")));
+    assert_eq!(
+        s.listen[0].addr,
+        ListenAddr::Unix("/home/u/site/run/a.sock".into())
+    );
+
+    let s = with_file(
+        &[],
+        r#"
+        app = "a:b"
+        chdir = "app"
+        pythonpath = ["lib", "/abs"]
+        virtualenv = "/srv/venv"
+        scgi = "unix:a.sock"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(s.chdir, Some(PathBuf::from("/etc/wsgid/app")));
+    assert_eq!(
+        s.pythonpath,
+        vec![PathBuf::from("/etc/wsgid/lib"), PathBuf::from("/abs")]
+    );
+    assert_eq!(s.virtualenv, Some(PathBuf::from("/srv/venv")));
+    assert_eq!(
+        s.listen[0].addr,
+        ListenAddr::Unix("/etc/wsgid/a.sock".into())
+    );
+
+    let e = err(with_file(&[], "app = \"a:b\"\nchdir = \"\""));
+    assert_eq!(e, "chdir in /etc/wsgid/site.toml: the path is empty");
+}
+
+#[test]
+fn app_specs() {
+    let base = Path::new("/srv");
+    assert_eq!(
+        resolve_app("mysite.wsgi:application", base).unwrap(),
+        "mysite.wsgi:application"
+    );
+    assert_eq!(resolve_app("app", base).unwrap(), "app");
+    assert_eq!(
+        resolve_app("pkg.app:make.app", base).unwrap(),
+        "pkg.app:make.app"
+    );
+    assert_eq!(resolve_app("app.py", base).unwrap(), "/srv/app.py");
+    assert_eq!(
+        resolve_app("app.py:other", base).unwrap(),
+        "/srv/app.py:other"
+    );
+    assert_eq!(
+        resolve_app("./x/app.wsgi", base).unwrap(),
+        "/srv/x/app.wsgi"
+    );
+    assert_eq!(
+        resolve_app("/abs/app.wsgi:app", base).unwrap(),
+        "/abs/app.wsgi:app"
+    );
+    assert_eq!(resolve_app("x/y", base).unwrap(), "/srv/x/y");
+    for bad in [
+        "",
+        ":app",
+        "app:",
+        "my-site:app",
+        "app:1x",
+        "app:a-b",
+        "a..b:app",
+        "app:app()",
+    ] {
+        assert!(resolve_app(bad, base).is_err(), "{bad:?} accepted");
+    }
+
+    // A .wsgi name is a file only when such a file exists; else a module (Django's layout).
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(resolve_app("site.wsgi", dir.path()).unwrap(), "site.wsgi");
+    std::fs::write(dir.path().join("site.wsgi"), "").unwrap();
+    assert_eq!(
+        resolve_app("site.wsgi", dir.path()).unwrap(),
+        format!("{}/site.wsgi", dir.path().display())
+    );
+
+    // File apps are anchored like other paths.
+    assert_eq!(run(&["app.py"]).unwrap().app, "/home/u/site/app.py");
+    assert_eq!(
+        with_file(&[], "app = \"app.py\"").unwrap().app,
+        "/etc/wsgid/app.py"
+    );
+    let e = err(run(&["bad-name"]));
+    assert!(e.starts_with("APP: \"bad-name\""), "{e}");
+}
+
+#[test]
+fn counts_at_and_past_their_bounds() {
+    assert_eq!(run(&["a:b", "--processes", "1"]).unwrap().processes, 1);
+    assert_eq!(
+        run(&["a:b", "--processes", "1024"]).unwrap().processes,
+        1024
+    );
+    assert_eq!(
+        err(run(&["a:b", "--processes", "0"])),
+        "--processes: must be between 1 and 1024 (got 0)"
+    );
+    assert_eq!(
+        err(run(&["a:b", "--processes", "1025"])),
+        "--processes: must be between 1 and 1024 (got 1025)"
+    );
+    assert_eq!(run(&["a:b", "--threads", "1024"]).unwrap().threads, 1024);
+    assert!(err(run(&["a:b", "--threads", "1025"])).starts_with("--threads: "));
+    assert_eq!(
+        err(with_file(&[], "app = \"a:b\"\nthreads = 0")),
+        "threads in /etc/wsgid/site.toml: must be between 1 and 1024 (got 0)"
+    );
+    for opt in ["--max-params", "--max-connections", "--max-requests"] {
+        assert!(run(&["a:b", opt, "1"]).is_ok(), "{opt} 1");
+        let e = err(run(&["a:b", opt, "0"]));
+        assert_eq!(e, format!("{opt}: must be at least 1 (got 0)"));
+    }
+}
+
+#[test]
+fn sizes_at_and_past_their_bounds() {
+    for opt in [
+        "--max-params-bytes",
+        "--max-scgi-header",
+        "--output-buffer",
+        "--input-buffer",
+    ] {
+        assert!(run(&["a:b", opt, "1"]).is_ok(), "{opt} 1");
+        let e = err(run(&["a:b", opt, "0"]));
+        assert_eq!(e, format!("{opt}: must be at least 1 byte"));
+    }
+    let s = run(&["a:b", "--max-params-bytes", "64K", "--max-body", "1"]).unwrap();
+    assert_eq!(s.limits.max_params_bytes, 65536);
+    assert_eq!(s.limits.max_body, Some(1));
+    assert!(err(run(&["a:b", "--max-body", "0"])).starts_with("--max-body: "));
+    assert!(err(with_file(&[], "app = \"a:b\"\nmax_body = 0")).starts_with("max_body in "));
+}
+
+#[test]
+fn timeouts_at_and_past_their_bounds() {
+    let s = run(&[
+        "a:b",
+        "--idle-timeout",
+        "1ms",
+        "--read-timeout",
+        "0.001",
+        "--graceful-timeout",
+        "0",
+        "--interrupt-timeout",
+        "0",
+    ])
+    .unwrap();
+    assert_eq!(
+        s.timeouts,
+        Timeouts {
+            idle_ms: 1,
+            read_ms: 1,
+            graceful_ms: 0,
+            interrupt_ms: 0
+        }
+    );
+    assert_eq!(
+        err(run(&["a:b", "--idle-timeout", "0"])),
+        "--idle-timeout: must be at least 1 ms (got 0 ms)"
+    );
+    assert!(err(run(&["a:b", "--read-timeout", "0.0001"])).starts_with("--read-timeout"));
+}
+
+#[test]
+fn mount_points() {
+    assert_eq!(run(&["a:b", "--mount", "/"]).unwrap().mount, "");
+    assert_eq!(run(&["a:b", "--mount", ""]).unwrap().mount, "");
+    assert_eq!(run(&["a:b", "--mount", "/app/"]).unwrap().mount, "/app");
+    assert!(err(run(&["a:b", "--mount", "app"])).starts_with("--mount: "));
+    assert!(err(run(&["a:b", "--mount", "/a/../b"])).starts_with("--mount: "));
+    assert!(err(with_file(&[], "app = \"a:b\"\nmount = \"//x\"")).starts_with("mount in "));
+}
+
+#[test]
+fn listeners_checked() {
+    let e = err(run(&[
+        "a:b",
+        "--fastcgi",
+        "127.0.0.1:9000",
+        "--scgi",
+        "127.0.0.1:9000",
+    ]));
+    assert_eq!(e, "--scgi: 127.0.0.1:9000 is given more than once");
+    let e = err(run(&["a:b", "--fastcgi", "fd:3", "--fastcgi", "fd:3"]));
+    assert!(e.contains("fd:3 is given more than once"), "{e}");
+    // Ephemeral ports are distinct sockets.
+    assert_eq!(
+        run(&["a:b", "--fastcgi", "127.0.0.1:0", "--scgi", "127.0.0.1:0"])
+            .unwrap()
+            .listen
+            .len(),
+        2
+    );
+    let e = err(with_file(&[], "app = \"a:b\"\nscgi = [\"nowhere\"]"));
+    assert!(e.starts_with("scgi in /etc/wsgid/site.toml: "), "{e}");
+
+    // sun_path: 107 bytes fit, 108 do not.
+    let fits = format!("unix:/{}", "a".repeat(106));
+    assert!(run(&["a:b", "--fastcgi", &fits]).is_ok());
+    let long = format!("unix:/{}", "a".repeat(107));
+    let e = err(run(&["a:b", "--fastcgi", &long]));
+    assert!(e.contains("108 bytes long; at most 107"), "{e}");
+}
+
+#[test]
+fn env_checked() {
+    let e = err(with_file(&[], "app = \"a:b\"\nenv = { \"A=B\" = \"1\" }"));
+    assert!(e.starts_with("env in /etc/wsgid/site.toml: "), "{e}");
+    let e = err(with_file(
+        &[],
+        "app = \"a:b\"\nenv = { WSGID_WORKER_SPEC = \"{}\" }",
+    ));
+    assert!(e.contains("reserved"), "{e}");
+}
+
+#[test]
+fn log_level_precedence() {
+    let mut c = ctx();
+    c.rust_log = Some("wsgid=debug".into());
+    let s = merge(&cli(&["a:b"]), None, &c).unwrap();
+    assert_eq!(s.log_level, "wsgid=debug");
+    let s = merge(&cli(&["a:b", "--log-level", "warn"]), None, &c).unwrap();
+    assert_eq!(s.log_level, "warn");
+    c.rust_log = Some("   ".into());
+    assert_eq!(merge(&cli(&["a:b"]), None, &c).unwrap().log_level, "info");
+    c.rust_log = Some("[[[".into());
+    let e = merge(&cli(&["a:b"]), None, &c).unwrap_err().0;
+    assert!(e.starts_with("RUST_LOG: "), "{e}");
+    let e = err(run(&["a:b", "--log-level", "wsgid=loud"]));
+    assert!(e.starts_with("--log-level: "), "{e}");
+}
+
+#[test]
+fn resolve_reads_the_file_relative_to_cwd() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.toml"), "app = \"app.py\"\nthreads = 2\n").unwrap();
+    let c = Context {
+        cwd: dir.path().to_path_buf(),
+        rust_log: None,
+    };
+    let s = resolve(&cli(&["--config", "w.toml"]), &c).unwrap();
+    assert_eq!(s.threads, 2);
+    assert_eq!(s.app, format!("{}/app.py", dir.path().display()));
+    let e = resolve(&cli(&["--config", "missing.toml"]), &c)
+        .unwrap_err()
+        .0;
+    assert!(e.starts_with("cannot read configuration file"), "{e}");
+}

@@ -1,0 +1,147 @@
+//! The resolved settings of one wsgid instance (CLI merged over the TOML file, validated),
+//! and the `WorkerSpec` the master hands to each worker it execs.
+//!
+//! These types are the contract between master and worker: the master serialises a
+//! `WorkerSpec` to JSON into the worker's environment (`WORKER_SPEC_ENV`), the worker reads it
+//! back before doing anything else.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::protocol::Limits;
+
+/// Name of the environment variable that carries a `WorkerSpec` as JSON. Its presence is
+/// what makes the binary run as a worker; the worker removes it from its environment.
+pub const WORKER_SPEC_ENV: &str = "WSGID_WORKER_SPEC";
+
+/// Gateway protocol of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Fastcgi,
+    Scgi,
+}
+
+/// Where to listen, as given by the user (`host:port`, `[v6]:port`, `unix:/path`, `fd:N`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListenAddr {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+    Fd(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listen {
+    pub protocol: Protocol,
+    pub addr: ListenAddr,
+}
+
+/// Everything a worker needs to know about the application and how to serve it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `module:callable`, `path.py`, or `path.py:callable`.
+    pub app: String,
+    pub listen: Vec<Listen>,
+    pub processes: usize,
+    pub threads: usize,
+    /// The SCRIPT_NAME prefix, normalised: "" for root, else "/x" without a trailing slash.
+    pub mount: String,
+    /// Permissions of Unix sockets wsgid creates.
+    pub socket_mode: u32,
+    pub chdir: Option<PathBuf>,
+    pub pythonpath: Vec<PathBuf>,
+    pub virtualenv: Option<PathBuf>,
+    /// Extra environment variables for workers (added to wsgid's own environment).
+    pub env: BTreeMap<String, String>,
+    pub limits: LimitsConfig,
+    pub timeouts: Timeouts,
+    /// Connections one worker holds open at once (reported as FCGI_MAX_CONNS).
+    pub max_connections: usize,
+    /// Requests one worker accepts at once, running or queued (FCGI_MAX_REQS).
+    pub max_requests: usize,
+    /// Bytes of response output buffered per request before the app is paused.
+    pub output_buffer: usize,
+    /// Bytes of request body buffered per request before reading from the front end pauses.
+    pub input_buffer: usize,
+    /// tracing filter, e.g. "info" or "wsgid=debug".
+    pub log_level: String,
+}
+
+/// Decoding limits (see `protocol::Limits`), as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    pub max_params_bytes: usize,
+    pub max_params: usize,
+    pub max_scgi_header: usize,
+    pub max_body: Option<u64>,
+}
+
+impl From<LimitsConfig> for Limits {
+    fn from(l: LimitsConfig) -> Limits {
+        Limits {
+            max_params_bytes: l.max_params_bytes,
+            max_params: l.max_params,
+            max_scgi_header: l.max_scgi_header,
+            max_body: l.max_body,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_params_bytes: l.max_params_bytes,
+            max_params: l.max_params,
+            max_scgi_header: l.max_scgi_header,
+            max_body: l.max_body,
+        }
+    }
+}
+
+/// Timeouts, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// A connection with no request in progress is closed after this long.
+    pub idle_ms: u64,
+    /// A request whose params or body stop arriving for this long is failed.
+    pub read_ms: u64,
+    /// SIGTERM: how long in-flight requests may take to finish.
+    pub graceful_ms: u64,
+    /// SIGINT: the same, shorter.
+    pub interrupt_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            idle_ms: 60_000,
+            read_ms: 60_000,
+            graceful_ms: 30_000,
+            interrupt_ms: 3_000,
+        }
+    }
+}
+
+/// One listener a worker inherits: an open, listening, non-CLOEXEC file descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InheritedListener {
+    pub fd: i32,
+    pub protocol: Protocol,
+    /// For logs and for SERVER_NAME/SERVER_PORT fallbacks.
+    pub addr: ListenAddr,
+}
+
+/// What the master tells a worker it execs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub settings: Settings,
+    pub listeners: Vec<InheritedListener>,
+    /// 0-based index of this worker among `settings.processes`.
+    pub index: usize,
+    /// Write end of a pipe: the worker writes one byte once the app is loaded.
+    pub ready_fd: Option<i32>,
+    /// Load the app, report, exit 0/1; serve nothing (`wsgid --check`).
+    pub check_only: bool,
+}

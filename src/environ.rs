@@ -1,0 +1,603 @@
+//! CGI params (FastCGI PARAMS or the SCGI header) → the CGI variables of a WSGI environ.
+//!
+//! PEP 3333 ("environ Variables") wants the CGI variables of RFC 3875 plus `HTTP_*` request
+//! headers. Front ends send most of them, but none sends a correct SCRIPT_NAME/PATH_INFO
+//! split in its stock setup, some repeat params, some send forbidden or dangerous ones and
+//! some leave required ones empty (shared/frontends/README.md "Findings"). This module
+//! repairs all that with pure byte handling, no Python: the Python layer turns each name and
+//! value into a latin-1 `str` (PEP 3333 "Unicode Issues"), so bytes 0x80-0xff pass through
+//! untouched.
+//!
+//! The rules, in the order [`build`] applies them:
+//! 1. Dropped: `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH` (PEP 3333: "the environ must
+//!    not contain the keys HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH"; nginx sends both) and
+//!    `HTTP_PROXY` (the "httpoxy" hole: a `Proxy:` request header would pose as the proxy
+//!    setting of libraries that read it from the environment; nginx passes it).
+//! 2. Repeated names keep the position of their first occurrence. A repeated `HTTP_*`
+//!    request header is joined in arrival order with ", " (RFC 9110 §5.3), `HTTP_COOKIE`
+//!    with "; " (RFC 6265 §5.4), which is what Apache and lighttpd already do and nginx
+//!    does not. `HTTP_HOST` and every other name: the last occurrence wins — a client can
+//!    send only one Host header (nginx refuses two), so a repeated one, like a repeated
+//!    SCRIPT_NAME, comes from `fastcgi_param` lines in the front end's config, where the
+//!    later line is the more specific one.
+//! 3. SCRIPT_NAME/PATH_INFO come only from the configured mount point and the front end's
+//!    own path params (see [`build`]); no `HTTP_*` param is ever read for them, so a client
+//!    cannot move the application's root with a request header.
+//! 4. Required variables (PEP 3333): REQUEST_METHOD must be non-empty (else 400);
+//!    SERVER_NAME/SERVER_PORT must be non-empty (fallbacks: Host header, then the listening
+//!    address); SERVER_PROTOCOL defaults to "HTTP/1.0" (RFC 3875 §4.1.16 default for a
+//!    request line without a version) and QUERY_STRING to "" (RFC 3875 §4.1.7).
+//! 5. CONTENT_LENGTH/CONTENT_TYPE: PEP 3333 allows them to be absent or empty; empty ones
+//!    are left out (nginx FastCGI sends CONTENT_LENGTH '' on a GET). A CONTENT_LENGTH that
+//!    is not decimal is a bad request, since it frames `wsgi.input`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::config::ListenAddr;
+use crate::protocol::Params;
+
+/// Where the request arrived, for SERVER_NAME / SERVER_PORT fallbacks.
+///
+/// For TCP: the address as text ("127.0.0.1", IPv6 in brackets "[::1]" so that
+/// `SERVER_NAME:SERVER_PORT` is a valid URL authority, PEP 3333 "URL Reconstruction"), or
+/// "localhost" for a wildcard address, which names no host; the port as decimal text.
+/// For Unix sockets and inherited descriptors there is no meaningful address: host
+/// "localhost" and an empty port, which [`build`] reads as "the default port of the URL
+/// scheme" ("80" or "443"), so a reconstructed URL carries no bogus ":0".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub host: String,
+    pub port: String,
+}
+
+impl Local {
+    pub fn from_listen(addr: &ListenAddr) -> Local {
+        match addr {
+            ListenAddr::Tcp(sa) => {
+                let host = match sa.ip() {
+                    ip if ip.is_unspecified() => "localhost".to_owned(),
+                    IpAddr::V4(ip) => ip.to_string(),
+                    IpAddr::V6(ip) => format!("[{ip}]"),
+                };
+                Local {
+                    host,
+                    port: sa.port().to_string(),
+                }
+            }
+            ListenAddr::Unix(_) | ListenAddr::Fd(_) => Local {
+                host: "localhost".to_owned(),
+                port: String::new(),
+            },
+        }
+    }
+}
+
+/// One CGI variable for the environ: name and value as bytes (the Python layer makes
+/// latin-1 str of both).
+pub type Var<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The CGI part of a WSGI environ, ready for the Python layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environ<'a> {
+    /// Every CGI variable to put in the environ, in the front end's order (after the
+    /// rules below), each name exactly once, SCRIPT_NAME and PATH_INFO included.
+    pub vars: Vec<Var<'a>>,
+    /// "http" or "https".
+    pub url_scheme: &'static str,
+    /// Parsed CONTENT_LENGTH; None when absent or empty (length unknown: read to end).
+    pub content_length: Option<u64>,
+}
+
+/// Why a request gets no environ.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// The request path is outside the configured mount point (answer 404).
+    NotFound,
+    /// A required variable is missing or invalid (answer 400; the text is for the log).
+    BadRequest(&'static str),
+}
+
+/// Params with a `HTTP_` name that must not reach the environ (module doc, rule 1).
+fn is_dropped(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"HTTP_CONTENT_TYPE" | b"HTTP_CONTENT_LENGTH" | b"HTTP_PROXY"
+    )
+}
+
+/// The last occurrence of each param this module reads. Only non-`HTTP_` names, except
+/// HTTP_HOST, which serves only the SERVER_NAME/SERVER_PORT fallbacks.
+#[derive(Default)]
+struct Cgi<'a> {
+    script_name: Option<&'a [u8]>,
+    path_info: Option<&'a [u8]>,
+    document_uri: Option<&'a [u8]>,
+    request_uri: Option<&'a [u8]>,
+    request_method: Option<&'a [u8]>,
+    server_name: Option<&'a [u8]>,
+    server_port: Option<&'a [u8]>,
+    server_protocol: Option<&'a [u8]>,
+    content_length: Option<&'a [u8]>,
+    https: Option<&'a [u8]>,
+    request_scheme: Option<&'a [u8]>,
+    http_host: Option<&'a [u8]>,
+}
+
+impl<'a> Cgi<'a> {
+    fn read(params: &'a Params) -> Self {
+        let mut cgi = Cgi::default();
+        for (name, value) in params.iter() {
+            let slot = match name {
+                b"SCRIPT_NAME" => &mut cgi.script_name,
+                b"PATH_INFO" => &mut cgi.path_info,
+                b"DOCUMENT_URI" => &mut cgi.document_uri,
+                b"REQUEST_URI" => &mut cgi.request_uri,
+                b"REQUEST_METHOD" => &mut cgi.request_method,
+                b"SERVER_NAME" => &mut cgi.server_name,
+                b"SERVER_PORT" => &mut cgi.server_port,
+                b"SERVER_PROTOCOL" => &mut cgi.server_protocol,
+                b"CONTENT_LENGTH" => &mut cgi.content_length,
+                b"HTTPS" => &mut cgi.https,
+                b"REQUEST_SCHEME" => &mut cgi.request_scheme,
+                b"HTTP_HOST" => &mut cgi.http_host,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        cgi
+    }
+}
+
+/// Builds the CGI variables of the environ from a request's params.
+///
+/// `mount` is the configured SCRIPT_NAME prefix M: "" for the root, else "/x" with no
+/// trailing slash. SCRIPT_NAME/PATH_INFO are rebuilt from the request path P
+/// (shared/frontends/README.md, finding 2):
+/// - P is DOCUMENT_URI when present and non-empty: nginx's stock fastcgi_params and
+///   scgi_params send it (`$uri`, decoded and normalised), whatever its SCRIPT_NAME idiom.
+/// - Else, if SCRIPT_NAME or PATH_INFO was sent, P = SCRIPT_NAME + PATH_INFO (last
+///   occurrence of each, missing = ""), the decoded, normalised path of Apache and lighttpd,
+///   with two repairs of what Apache sends:
+///   - proxy-fcgi-pathinfo / proxy-scgi-pathinfo send SCRIPT_NAME = the whole decoded path
+///     and PATH_INFO still percent-encoded (`/app/café` ‖ `/caf%C3%A9`): when PATH_INFO
+///     contains '%' and SCRIPT_NAME ends with its decoded form, P = SCRIPT_NAME;
+///   - mod_proxy_scgi with proxy-scgi-pathinfo turns `/app` into `/app` ‖ `/`: when P ends
+///     with a '/' that the raw REQUEST_URI path lacks (P = REQUEST_URI path + "/"), that
+///     slash is dropped.
+/// - Else (neither sent, DOCUMENT_URI absent or empty), P = the path of REQUEST_URI,
+///   percent-decoded, `//` merged and dot segments resolved, as front ends do for the
+///   params above (finding 3).
+/// - An empty P becomes "/" only when the REQUEST_URI path is "/"; otherwise it stays
+///   empty, which PEP 3333 allows (SCRIPT_NAME "" and PATH_INFO "" for M = "").
+///
+/// Then: M = "" → SCRIPT_NAME "", PATH_INFO P; P = M → SCRIPT_NAME M, PATH_INFO "";
+/// P starts with M + "/" → SCRIPT_NAME M, PATH_INFO the rest (starting with "/");
+/// anything else → [`Reject::NotFound`] (front ends forward `/appx/z` to an app at `/app`).
+pub fn build<'a>(params: &'a Params, mount: &str, local: &Local) -> Result<Environ<'a>, Reject> {
+    let cgi = Cgi::read(params);
+
+    // PEP 3333: REQUEST_METHOD "cannot ever be an empty string, and so is always required".
+    if cgi.request_method.is_none_or(<[u8]>::is_empty) {
+        return Err(Reject::BadRequest("no REQUEST_METHOD"));
+    }
+    let content_length = match cgi.content_length {
+        None | Some(b"") => None,
+        Some(v) => Some(parse_decimal(v).ok_or(Reject::BadRequest("invalid CONTENT_LENGTH"))?),
+    };
+    // Apache mod_ssl and nginx send HTTPS=on (nginx also "1" via `$https` in some setups);
+    // nginx's params also send REQUEST_SCHEME.
+    let https = cgi
+        .https
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
+        || cgi
+            .request_scheme
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
+    let url_scheme = if https { "https" } else { "http" };
+
+    let (script_name, path_info) = split_at_mount(request_path(&cgi), mount, cgi.script_name)?;
+
+    // PEP 3333: SERVER_NAME and SERVER_PORT "are required strings and must never be empty".
+    let (host, host_port) = cgi.http_host.map(split_host).unwrap_or((&b""[..], None));
+    let server_name: Cow<'a, [u8]> = match cgi.server_name {
+        Some(v) if !v.is_empty() => Cow::Borrowed(v),
+        _ if !host.is_empty() => Cow::Borrowed(host),
+        _ => Cow::Owned(local.host.as_bytes().to_vec()),
+    };
+    let server_port: Cow<'a, [u8]> = match (cgi.server_port, host_port) {
+        (Some(v), _) if !v.is_empty() => Cow::Borrowed(v),
+        (_, Some(p)) => Cow::Borrowed(p),
+        _ if !local.port.is_empty() => Cow::Owned(local.port.as_bytes().to_vec()),
+        _ if https => Cow::Borrowed(b"443"),
+        _ => Cow::Borrowed(b"80"),
+    };
+
+    let mut out = Output {
+        vars: Vec::with_capacity(params.len() + 6),
+        script_name: Some(script_name),
+        path_info: Some(path_info),
+        server_name: Some(server_name),
+        server_port: Some(server_port),
+        server_protocol: None,
+        query_string_seen: false,
+    };
+    // RFC 3875 §4.1.16: a request without a version is HTTP/1.0 ("HTTP/0.9" is not used
+    // by any front end that speaks FastCGI or SCGI).
+    out.server_protocol = Some(match cgi.server_protocol {
+        Some(v) if !v.is_empty() => Cow::Borrowed(v),
+        _ => Cow::Borrowed(b"HTTP/1.0"),
+    });
+
+    match Duplicates::find(params) {
+        None => {
+            for (name, value) in params.iter() {
+                if !is_dropped(name) {
+                    out.push(name, Cow::Borrowed(value));
+                }
+            }
+        }
+        Some(dups) => {
+            for (i, (name, value)) in params.iter().enumerate() {
+                if is_dropped(name) {
+                    continue;
+                }
+                match dups.slot[i] {
+                    Slot::Single => out.push(name, Cow::Borrowed(value)),
+                    Slot::Later => {}
+                    Slot::First { start, end } => {
+                        let group = &dups.order[start as usize..end as usize];
+                        out.push(name, merge(params, name, group));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Environ {
+        vars: out.finish(),
+        url_scheme,
+        content_length,
+    })
+}
+
+/// The vars under construction, with the synthesised values still to place. Each is
+/// placed where the front end sent its name, else appended at the end.
+struct Output<'a> {
+    vars: Vec<Var<'a>>,
+    script_name: Option<Cow<'a, [u8]>>,
+    path_info: Option<Cow<'a, [u8]>>,
+    server_name: Option<Cow<'a, [u8]>>,
+    server_port: Option<Cow<'a, [u8]>>,
+    server_protocol: Option<Cow<'a, [u8]>>,
+    query_string_seen: bool,
+}
+
+impl<'a> Output<'a> {
+    /// Places one front-end param (each name is pushed at most once).
+    fn push(&mut self, name: &'a [u8], value: Cow<'a, [u8]>) {
+        let synthesised = match name {
+            b"SCRIPT_NAME" => &mut self.script_name,
+            b"PATH_INFO" => &mut self.path_info,
+            b"SERVER_NAME" => &mut self.server_name,
+            b"SERVER_PORT" => &mut self.server_port,
+            b"SERVER_PROTOCOL" => &mut self.server_protocol,
+            b"QUERY_STRING" => {
+                self.query_string_seen = true;
+                self.vars.push((Cow::Borrowed(name), value));
+                return;
+            }
+            // PEP 3333: may be empty or absent; empty ones are left out.
+            b"CONTENT_LENGTH" | b"CONTENT_TYPE" if value.is_empty() => return,
+            _ => {
+                self.vars.push((Cow::Borrowed(name), value));
+                return;
+            }
+        };
+        if let Some(v) = synthesised.take() {
+            self.vars.push((Cow::Borrowed(name), v));
+        }
+    }
+
+    /// Appends what the front end did not send.
+    fn finish(mut self) -> Vec<Var<'a>> {
+        let missing = [
+            (&b"SCRIPT_NAME"[..], self.script_name.take()),
+            (b"PATH_INFO", self.path_info.take()),
+            (b"SERVER_NAME", self.server_name.take()),
+            (b"SERVER_PORT", self.server_port.take()),
+            (b"SERVER_PROTOCOL", self.server_protocol.take()),
+        ];
+        for (name, value) in missing {
+            if let Some(v) = value {
+                self.vars.push((Cow::Borrowed(name), v));
+            }
+        }
+        if !self.query_string_seen {
+            self.vars
+                .push((Cow::Borrowed(b"QUERY_STRING"), Cow::Borrowed(b"")));
+        }
+        self.vars
+    }
+}
+
+/// The value of a repeated name (module doc, rule 2). `group` holds the indexes of its
+/// occurrences in arrival order.
+fn merge<'a>(params: &'a Params, name: &[u8], group: &[u32]) -> Cow<'a, [u8]> {
+    let value = |i: u32| params.pair(i as usize).map_or(&b""[..], |(_, v)| v);
+    let separator: &[u8] = match name {
+        b"HTTP_HOST" => return Cow::Borrowed(group.last().map_or(&b""[..], |&i| value(i))),
+        b"HTTP_COOKIE" => b"; ",
+        _ if name.starts_with(b"HTTP_") => b", ",
+        _ => return Cow::Borrowed(group.last().map_or(&b""[..], |&i| value(i))),
+    };
+    let mut joined = Vec::new();
+    for (k, &i) in group.iter().enumerate() {
+        if k > 0 {
+            joined.extend_from_slice(separator);
+        }
+        joined.extend_from_slice(value(i));
+    }
+    Cow::Owned(joined)
+}
+
+/// Role of one param in the output when some names repeat.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Its name occurs once.
+    Single,
+    /// First occurrence of a repeated name; its occurrences are `order[start..end]`.
+    First { start: u32, end: u32 },
+    /// A later occurrence, merged into the first.
+    Later,
+}
+
+/// Repeated names of one request, found by sorting param indexes by (name, index): no
+/// hashing, and for up to `STACK` params no allocation unless a name repeats.
+struct Duplicates {
+    order: Vec<u32>,
+    slot: Vec<Slot>,
+}
+
+impl Duplicates {
+    const STACK: usize = 64;
+
+    fn find(params: &Params) -> Option<Duplicates> {
+        let n = params.len();
+        let name = |i: u32| params.pair(i as usize).map_or(&b""[..], |(n, _)| n);
+        let mut stack = [0u32; Self::STACK];
+        let mut heap = Vec::new();
+        let order: &mut [u32] = if n <= Self::STACK {
+            &mut stack[..n]
+        } else {
+            heap.reserve_exact(n);
+            heap.resize(n, 0);
+            &mut heap
+        };
+        for (k, slot) in order.iter_mut().enumerate() {
+            *slot = k as u32;
+        }
+        order.sort_unstable_by(|&a, &b| name(a).cmp(name(b)).then(a.cmp(&b)));
+        if !order.windows(2).any(|w| name(w[0]) == name(w[1])) {
+            return None;
+        }
+        let order = order.to_vec();
+        let mut slot = vec![Slot::Single; n];
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && name(order[end]) == name(order[start]) {
+                end += 1;
+            }
+            if end - start > 1 {
+                slot[order[start] as usize] = Slot::First {
+                    start: start as u32,
+                    end: end as u32,
+                };
+                for &later in &order[start + 1..end] {
+                    slot[later as usize] = Slot::Later;
+                }
+            }
+            start = end;
+        }
+        Some(Duplicates { order, slot })
+    }
+}
+
+/// The request path P (see [`build`]).
+fn request_path<'a>(cgi: &Cgi<'a>) -> Cow<'a, [u8]> {
+    let uri_path = cgi.request_uri.map_or(&b""[..], uri_path);
+    let mut path: Cow<'a, [u8]> = match (cgi.document_uri, cgi.script_name, cgi.path_info) {
+        (Some(doc), _, _) if !doc.is_empty() => Cow::Borrowed(doc),
+        (_, None, None) => normalise(&percent_decode(uri_path)).into(),
+        (_, sn, pi) => {
+            let sn = sn.unwrap_or(b"");
+            let pi = pi.unwrap_or(b"");
+            let mut path = if pi.is_empty() {
+                Cow::Borrowed(sn)
+            } else if pi.contains(&b'%') && sn.ends_with(&percent_decode(pi)) {
+                // Apache proxy-fcgi-pathinfo=1 / proxy-scgi-pathinfo: SCRIPT_NAME is already
+                // the whole decoded path, PATH_INFO its still-encoded tail.
+                Cow::Borrowed(sn)
+            } else if sn.is_empty() {
+                Cow::Borrowed(pi)
+            } else {
+                Cow::Owned([sn, pi].concat())
+            };
+            // Apache mod_proxy_scgi + proxy-scgi-pathinfo sends `/app` as `/app` ‖ `/`.
+            if let Some(without) = path.strip_suffix(b"/") {
+                if !without.is_empty() && without == uri_path {
+                    path = match path {
+                        Cow::Borrowed(p) => Cow::Borrowed(&p[..p.len() - 1]),
+                        Cow::Owned(mut p) => {
+                            p.pop();
+                            Cow::Owned(p)
+                        }
+                    };
+                }
+            }
+            path
+        }
+    };
+    if path.is_empty() && uri_path == b"/" {
+        path = Cow::Borrowed(b"/");
+    }
+    path
+}
+
+/// SCRIPT_NAME and PATH_INFO values.
+type ScriptAndPath<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// SCRIPT_NAME and PATH_INFO from P and the mount point M (see [`build`]). When the front
+/// end's SCRIPT_NAME is exactly M it is borrowed instead of copying M.
+fn split_at_mount<'a>(
+    path: Cow<'a, [u8]>,
+    mount: &str,
+    sent_script_name: Option<&'a [u8]>,
+) -> Result<ScriptAndPath<'a>, Reject> {
+    let m = mount.as_bytes();
+    if m.is_empty() {
+        return Ok((Cow::Borrowed(b""), path));
+    }
+    let inside = path.starts_with(m) && (path.len() == m.len() || path[m.len()] == b'/');
+    if !inside {
+        return Err(Reject::NotFound);
+    }
+    let script_name = match sent_script_name {
+        Some(s) if s == m => Cow::Borrowed(s),
+        _ => Cow::Owned(m.to_vec()),
+    };
+    let path_info = match path {
+        Cow::Borrowed(p) => Cow::Borrowed(&p[m.len()..]),
+        Cow::Owned(mut p) => {
+            p.drain(..m.len());
+            Cow::Owned(p)
+        }
+    };
+    Ok((script_name, path_info))
+}
+
+/// Host and port of a Host header value: "example.org:8080", "[::1]:8080", "[::1]",
+/// "example.org". A port that is not a non-empty run of digits is ignored, and so is a
+/// malformed value (an unbracketed IPv6 address gives no port).
+fn split_host(value: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let (host, port) = if value.starts_with(b"[") {
+        match value.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let (host, rest) = value.split_at(end + 1);
+                (host, rest.strip_prefix(b":"))
+            }
+            None => (value, None),
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(colon) if !value[colon + 1..].contains(&b':') => {
+                (&value[..colon], Some(&value[colon + 1..]))
+            }
+            _ => (value, None),
+        }
+    };
+    let port = port.filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    (host, port)
+}
+
+/// The path part of a raw request target: origin-form up to '?' or '#'; for absolute-form
+/// ("http://host/path?q") the part after the authority.
+fn uri_path(uri: &[u8]) -> &[u8] {
+    let end = uri
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(uri.len());
+    let target = &uri[..end];
+    if target.starts_with(b"/") {
+        return target;
+    }
+    match target.windows(3).position(|w| w == b"://") {
+        Some(at) => {
+            let after = &target[at + 3..];
+            after
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |slash| &after[slash..])
+        }
+        None => target,
+    }
+}
+
+/// Percent-decodes `%XX` (RFC 3986 §2.1); a '%' not followed by two hex digits stays as is.
+fn percent_decode(s: &[u8]) -> Cow<'_, [u8]> {
+    if !s.contains(&b'%') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Merges `//` and resolves "." and ".." segments (RFC 3986 §5.2.4; ".." never climbs
+/// above the root), keeping a trailing slash. A path that does not start with '/' (such
+/// as the "*" of `OPTIONS *`) is returned unchanged.
+fn normalise(path: &[u8]) -> Vec<u8> {
+    if !path.starts_with(b"/") {
+        return path.to_vec();
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    let segments: Vec<&[u8]> = path[1..].split(|&b| b == b'/').collect();
+    let last = segments.len() - 1;
+    for (k, seg) in segments.iter().enumerate() {
+        match *seg {
+            b"" | b"." => {}
+            b".." => {
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            seg => {
+                out.push(b'/');
+                out.extend_from_slice(seg);
+            }
+        }
+        if k == last && matches!(*seg, b"" | b"." | b"..") {
+            out.push(b'/');
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// A non-empty run of ASCII digits that fits in u64.
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "environ_tests.rs"]
+mod tests;

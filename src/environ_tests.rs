@@ -1,0 +1,905 @@
+//! Tests of the environ mapping: every cell of the front-end matrix
+//! (shared/frontends/what-each-front-end-sends.md, embedded below verbatim) for an app at
+//! the root and at `/app`, header joining, dropped params, fallbacks, bad requests and
+//! latin-1 bytes.
+
+use super::*;
+use std::borrow::Cow;
+
+/// SCRIPT_NAME ‖ PATH_INFO as each front end sends them (— = absent, '' = empty; a number is
+/// the status the front end answered itself, so nothing reached the backend). Cells show
+/// UTF-8 bytes as latin-1 text ("cafÃ©" is "café" in UTF-8).
+const MATRIX: &str = "
+| n-fcgi-root | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | /app/a/b/c d ‖ — | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| n-fcgi-app-plain | 403 | 301 | /app/ ‖ — | /app/x/y ‖ — | /app/a/b/c d ‖ — | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| n-fcgi-app-split-flask | 403 | /app ‖ '' | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /app ‖ x/z |
+| n-fcgi-app-static-nosplit | 403 | 301 | /app ‖ '' | /app ‖ '' | /app ‖ '' | /app ‖ '' | /app ‖ '' | /app ‖ '' | 404 |
+| n-fcgi-app-static-split | 403 | 301 | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| n-scgi-root | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — |
+| n-scgi-app | 403 | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — |
+| n-scgi-app-params | 403 | /app ‖ '' | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| n-fcgi-root-keepconn | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | /app/a/b/c d ‖ — | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| n-fcgi-root-nobuf | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | /app/a/b/c d ‖ — | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| n-scgi-root-nobuf | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — | — ‖ — |
+| a-pfcgi-app-slash | 404 | 404 | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-pfcgi-root | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| a-pfcgi-app-slash-generic | 404 | 404 | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-pfcgi-root-generic | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| a-pfcgi-app-pathinfo-1 | 404 | 404 | /app ‖ / | /app ‖ /x/y | 404 | /app/cafÃ© ‖ /caf%C3%A9 | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-pfcgi-app-pathinfo-unescape | 404 | 404 | /app ‖ / | /app ‖ /x/y | 404 | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-pfcgi-app-pathinfo-full | 404 | 404 | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-pfcgi-app-noslash | 404 | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-pfcgi-app-sethandler | 404 | /app ‖ — | /app ‖ / | /app ‖ /x/y | 404 | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-pfcgi-root-reuse | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| a-pscgi-app | 404 | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-pscgi-root | / ‖ — | /app ‖ — | /app/ ‖ — | /app/x/y ‖ — | 404 | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | /appx/z ‖ — |
+| a-pscgi-app-pathinfo | 404 | /app ‖ / | /app ‖ / | /app ‖ /x/y | 404 | /app/cafÃ© ‖ /caf%C3%A9 | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-fcgid-alias | 404 | /app ‖ — | /app ‖ / | /app ‖ /x/y | 404 | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-fcgid-wrapper-virtual | 404 | /app ‖ — | /app ‖ / | /app ‖ /x/y | 404 | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| a-fcgid-root-alias | '' ‖ / | '' ‖ /app | '' ‖ /app/ | '' ‖ /app/x/y | 404 | '' ‖ /app/cafÃ© | '' ‖ /app/double/slash | '' ‖ /app/y | '' ‖ /appx/z |
+| a-pfcgi-app-encslash | 404 | 404 | /app/ ‖ — | /app/x/y ‖ — | /app/a%2Fb/c d ‖ — | /app/cafÃ© ‖ — | /app/double/slash ‖ — | /app/y ‖ — | 404 |
+| a-fcgid-alias-encslash | 404 | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a%2Fb/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | 404 |
+| l-fcgi-root | / ‖ — | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-fcgi-root-fixroot | '' ‖ / | '' ‖ /app | '' ‖ /app/ | '' ‖ /app/x/y | '' ‖ /app/a/b/c d | '' ‖ /app/cafÃ© | '' ‖ /app/double/slash | '' ‖ /app/y | '' ‖ /appx/z |
+| l-fcgi-app | 403 | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-fcgi-app-fixroot | 403 | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-scgi-root | / ‖ — | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-scgi-root-fixroot | '' ‖ / | '' ‖ /app | '' ‖ /app/ | '' ‖ /app/x/y | '' ‖ /app/a/b/c d | '' ‖ /app/cafÃ© | '' ‖ /app/double/slash | '' ‖ /app/y | '' ‖ /appx/z |
+| l-scgi-app | 403 | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-fcgi-app-slash | 403 | 404 | /app/ ‖ — | /app/x ‖ /y | /app/a ‖ /b/c d | /app/cafÃ© ‖ — | /app/double ‖ /slash | /app/y ‖ — | 404 |
+| l-fcgi-root-stream | / ‖ — | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-scgi-root-stream | / ‖ — | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+| l-fcgi-spawn | 403 | /app ‖ — | /app ‖ / | /app ‖ /x/y | /app ‖ /a/b/c d | /app ‖ /cafÃ© | /app ‖ /double/slash | /app ‖ /y | /appx ‖ /z |
+";
+
+/// The request targets of the matrix's columns.
+const TARGETS: [&str; 9] = [
+    "/",
+    "/app",
+    "/app/",
+    "/app/x/y?q=1&r=%20",
+    "/app/a%2Fb/c%20d",
+    "/app/caf%C3%A9",
+    "/app//double//slash",
+    "/app/./x/../y",
+    "/appx/z",
+];
+
+/// The decoded, normalised path of each column (what nginx's DOCUMENT_URI holds).
+const PATHS: [&[u8]; 9] = [
+    b"/",
+    b"/app",
+    b"/app/",
+    b"/app/x/y",
+    b"/app/a/b/c d",
+    b"/app/caf\xc3\xa9",
+    b"/app/double/slash",
+    b"/app/y",
+    b"/appx/z",
+];
+
+/// With `AllowEncodedSlashes NoDecode` Apache keeps `%2F` encoded in the path it sends.
+const ENCSLASH_PATH: &[u8] = b"/app/a%2Fb/c d";
+
+fn local() -> Local {
+    Local {
+        host: "127.0.0.1".into(),
+        port: "9000".into(),
+    }
+}
+
+/// Text from the matrix (or a test) as bytes: each char is one latin-1 byte.
+fn latin1(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("latin-1 text"))
+        .collect()
+}
+
+/// A cell value: None = absent, Some(bytes) = sent.
+fn cell_value(s: &str) -> Option<Vec<u8>> {
+    match s.trim() {
+        "—" => None,
+        "''" => Some(Vec::new()),
+        v => Some(latin1(v)),
+    }
+}
+
+fn params_of(pairs: &[(&[u8], &[u8])]) -> Params {
+    let mut p = Params::new();
+    for (n, v) in pairs {
+        p.push(n, v);
+    }
+    p
+}
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+type Pair<'p> = (&'p [u8], &'p [u8]);
+
+fn add(p: &mut Pairs, name: &str, value: &[u8]) {
+    p.push((name.as_bytes().to_vec(), value.to_vec()));
+}
+
+/// Request headers as each front end forwards them, with hostile ones that must change
+/// nothing about SCRIPT_NAME/PATH_INFO.
+fn add_headers(p: &mut Pairs, shape: &str) {
+    add(p, "HTTP_USER_AGENT", b"curl/7.88.1");
+    add(p, "HTTP_SCRIPT_NAME", b"/evil");
+    add(p, "HTTP_X_SCRIPT_NAME", b"/evil");
+    add(p, "HTTP_X_FORWARDED_PREFIX", b"/evil");
+    add(p, "HTTP_PATH_INFO", b"/evil");
+    if shape.starts_with("n-") {
+        // nginx 1.22: repeated headers as repeated params, plus the forbidden copies.
+        add(p, "HTTP_COOKIE", b"a=1");
+        add(p, "HTTP_COOKIE", b"b=2");
+        add(p, "HTTP_X_DUP", b"a");
+        add(p, "HTTP_X_DUP", b"b");
+        add(p, "HTTP_PROXY", b"httpoxy");
+        add(p, "HTTP_CONTENT_TYPE", b"text/x-get");
+    } else {
+        add(
+            p,
+            "HTTP_COOKIE",
+            if shape.starts_with("l-") {
+                b"a=1; b=2"
+            } else {
+                b"a=1, b=2"
+            },
+        );
+        add(p, "HTTP_X_DUP", b"a, b");
+    }
+    if shape.starts_with("l-") {
+        // lighttpd maps both `X_Under_Score` and `X-Under-Score` to one name.
+        add(p, "HTTP_X_UNDER_SCORE", b"underscore");
+    }
+    add(p, "HTTP_X_UNDER_SCORE", b"dash");
+}
+
+/// The params a front end in `shape` sends for column `col`, given the matrix cell.
+fn shape_params(shape: &str, col: usize, sn: Option<Vec<u8>>, pi: Option<Vec<u8>>) -> Params {
+    let target = TARGETS[col].as_bytes();
+    let query = target
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&b""[..], |q| &target[q + 1..]);
+    let scgi = shape.contains("scgi");
+    let mut p: Pairs = Vec::new();
+    if scgi || shape.starts_with("l-") || shape.starts_with("a-fcgid") {
+        add(&mut p, "CONTENT_LENGTH", b"0");
+    }
+    if scgi {
+        add(&mut p, "SCGI", b"1");
+    }
+    if shape.starts_with("n-") {
+        // Debian's stock fastcgi_params / scgi_params, in their order.
+        add(&mut p, "QUERY_STRING", query);
+        add(&mut p, "REQUEST_METHOD", b"GET");
+        add(&mut p, "CONTENT_TYPE", b"");
+        let overrides = shape.contains("split") || shape.contains("static");
+        if !scgi {
+            add(&mut p, "CONTENT_LENGTH", b"");
+            // $fastcgi_script_name: the whole $uri unless split_path_info matched.
+            let stock_sn = match (&sn, overrides) {
+                (_, true) if shape.contains("nosplit") => PATHS[col].to_vec(),
+                (Some(sn), _) => sn.clone(),
+                (None, _) => PATHS[col].to_vec(),
+            };
+            add(&mut p, "SCRIPT_NAME", &stock_sn);
+        }
+        add(&mut p, "REQUEST_URI", target);
+        add(&mut p, "DOCUMENT_URI", PATHS[col]);
+        add(&mut p, "DOCUMENT_ROOT", b"/tmp/fe-nginx/www");
+        add(&mut p, "SERVER_PROTOCOL", b"HTTP/1.1");
+        add(&mut p, "REQUEST_SCHEME", b"http");
+        add(&mut p, "REMOTE_ADDR", b"127.0.0.1");
+        add(&mut p, "REMOTE_PORT", b"40000");
+        add(&mut p, "SERVER_PORT", b"18101");
+        add(&mut p, "SERVER_NAME", b"");
+        add(&mut p, "HTTP_HOST", b"localhost");
+        if overrides || scgi {
+            // The location's own scgi_param / fastcgi_param lines.
+            if shape.contains("flask") {
+                if let Some(v) = &pi {
+                    add(&mut p, "PATH_INFO", v);
+                }
+                if let Some(v) = &sn {
+                    add(&mut p, "SCRIPT_NAME", v);
+                }
+            } else {
+                if let Some(v) = &sn {
+                    add(&mut p, "SCRIPT_NAME", v);
+                }
+                if let Some(v) = &pi {
+                    add(&mut p, "PATH_INFO", v);
+                }
+            }
+        }
+        add_headers(&mut p, shape);
+    } else if shape.starts_with("a-") {
+        // mod_proxy_fcgi / mod_proxy_scgi / mod_fcgid: headers first, then the CGI set.
+        add(&mut p, "HTTP_HOST", b"localhost:18201");
+        add_headers(&mut p, shape);
+        add(&mut p, "SERVER_SOFTWARE", b"Apache/2.4");
+        add(&mut p, "SERVER_NAME", b"localhost");
+        add(&mut p, "SERVER_PORT", b"18201");
+        add(&mut p, "REMOTE_ADDR", b"127.0.0.1");
+        add(&mut p, "REQUEST_SCHEME", b"http");
+        add(&mut p, "GATEWAY_INTERFACE", b"CGI/1.1");
+        add(&mut p, "SERVER_PROTOCOL", b"HTTP/1.1");
+        add(&mut p, "REQUEST_METHOD", b"GET");
+        add(&mut p, "QUERY_STRING", query);
+        add(&mut p, "REQUEST_URI", target);
+        if let Some(v) = &sn {
+            add(&mut p, "SCRIPT_NAME", v);
+        }
+        if let Some(v) = &pi {
+            add(&mut p, "PATH_INFO", v);
+        }
+    } else {
+        // lighttpd mod_fastcgi / mod_scgi.
+        add(&mut p, "SERVER_SOFTWARE", b"lighttpd/1.4.69");
+        add(&mut p, "SERVER_NAME", b"localhost");
+        add(&mut p, "GATEWAY_INTERFACE", b"CGI/1.1");
+        add(&mut p, "REQUEST_SCHEME", b"http");
+        add(&mut p, "SERVER_PORT", b"18301");
+        add(&mut p, "SERVER_PROTOCOL", b"HTTP/1.1");
+        add(&mut p, "REQUEST_METHOD", b"GET");
+        if let Some(v) = &sn {
+            add(&mut p, "SCRIPT_NAME", v);
+        }
+        if let Some(v) = &pi {
+            add(&mut p, "PATH_INFO", v);
+        }
+        add(&mut p, "REQUEST_URI", target);
+        add(&mut p, "QUERY_STRING", query);
+        add(&mut p, "HTTP_HOST", b"localhost:18301");
+        add_headers(&mut p, shape);
+    }
+    let borrowed: Vec<(&[u8], &[u8])> = p.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    params_of(&borrowed)
+}
+
+/// The value of `name` in the vars, asserting it occurs exactly once.
+fn var<'e>(env: &'e Environ<'_>, name: &str) -> Option<&'e [u8]> {
+    let found: Vec<&[u8]> = env
+        .vars
+        .iter()
+        .filter(|(n, _)| n.as_ref() == name.as_bytes())
+        .map(|(_, v)| v.as_ref())
+        .collect();
+    assert!(found.len() <= 1, "{name} occurs {} times", found.len());
+    found.first().copied()
+}
+
+fn names(env: &Environ<'_>) -> Vec<String> {
+    env.vars
+        .iter()
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
+fn assert_unique_names(env: &Environ<'_>) {
+    let mut all = names(env);
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), count, "a name occurs twice: {:?}", names(env));
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn every_cell_of_the_front_end_matrix() {
+    let mut shapes = 0;
+    let mut checked = 0;
+    for line in MATRIX.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert_eq!(cells.len(), 10, "{line}");
+        let shape = cells[0];
+        shapes += 1;
+        for (col, cell) in cells[1..].iter().enumerate() {
+            if cell.parse::<u16>().is_ok() {
+                continue; // the front end answered this one itself
+            }
+            let (sn, pi) = cell.split_once('‖').expect("SCRIPT_NAME ‖ PATH_INFO");
+            let params = shape_params(shape, col, cell_value(sn), cell_value(pi));
+            let path = if shape.contains("encslash") && col == 4 {
+                ENCSLASH_PATH
+            } else {
+                PATHS[col]
+            };
+            // Apps at the root and at /app, whatever the shape was written for.
+            for mount in ["", "/app"] {
+                let ctx = format!("{shape} {} mount {mount:?}", TARGETS[col]);
+                let result = build(&params, mount, &local());
+                let expected: Option<(&[u8], &[u8])> = if mount.is_empty() {
+                    Some((b"", path))
+                } else if path == mount.as_bytes() {
+                    Some((mount.as_bytes(), b""))
+                } else {
+                    path.strip_prefix(mount.as_bytes())
+                        .filter(|rest| rest.starts_with(b"/"))
+                        .map(|rest| (mount.as_bytes(), rest))
+                };
+                match (expected, result) {
+                    (None, Err(Reject::NotFound)) => {}
+                    (Some((want_sn, want_pi)), Ok(env)) => {
+                        assert_eq!(
+                            var(&env, "SCRIPT_NAME").map(text),
+                            Some(text(want_sn)),
+                            "{ctx}"
+                        );
+                        assert_eq!(
+                            var(&env, "PATH_INFO").map(text),
+                            Some(text(want_pi)),
+                            "{ctx}"
+                        );
+                        assert_unique_names(&env);
+                        assert_eq!(var(&env, "HTTP_SCRIPT_NAME"), Some(&b"/evil"[..]));
+                        assert_eq!(var(&env, "HTTP_PROXY"), None, "{ctx}");
+                        assert_eq!(var(&env, "HTTP_CONTENT_TYPE"), None, "{ctx}");
+                        assert_eq!(var(&env, "HTTP_X_DUP"), Some(&b"a, b"[..]), "{ctx}");
+                        let cookie = var(&env, "HTTP_COOKIE").map(text);
+                        if shape.starts_with("a-") {
+                            // Apache joins with ", " itself; passed on as sent.
+                            assert_eq!(cookie.as_deref(), Some("a=1, b=2"), "{ctx}");
+                        } else {
+                            assert_eq!(cookie.as_deref(), Some("a=1; b=2"), "{ctx}");
+                        }
+                        assert_eq!(var(&env, "REQUEST_URI"), Some(TARGETS[col].as_bytes()));
+                        assert!(!var(&env, "SERVER_NAME").unwrap_or(b"").is_empty());
+                        assert!(!var(&env, "SERVER_PORT").unwrap_or(b"").is_empty());
+                        assert!(var(&env, "QUERY_STRING").is_some());
+                        assert_eq!(env.url_scheme, "http");
+                    }
+                    (expected, result) => panic!("{ctx}: expected {expected:?}, got {result:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(shapes, 40);
+    assert!(checked > 500, "only {checked} cells checked");
+}
+
+#[test]
+fn request_headers_cannot_move_the_application_root() {
+    let hostile: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"HTTP_SCRIPT_NAME", b"/app"),
+        (b"HTTP_X_SCRIPT_NAME", b"/app"),
+        (b"HTTP_X_FORWARDED_PREFIX", b"/app"),
+        (b"HTTP_PATH_INFO", b"/x"),
+        (b"HTTP_DOCUMENT_URI", b"/app/x"),
+        (b"HTTP_REQUEST_URI", b"/app/x"),
+        (b"REQUEST_URI", b"/other/x"),
+    ];
+    let params = params_of(hostile);
+    assert_eq!(build(&params, "/app", &local()), Err(Reject::NotFound));
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "SCRIPT_NAME"), Some(&b""[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/other/x"[..]));
+    assert_eq!(var(&env, "HTTP_SCRIPT_NAME"), Some(&b"/app"[..]));
+}
+
+#[test]
+fn nginx_repeated_headers_are_joined_at_the_first_position() {
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"HTTP_COOKIE", b"a=1"),
+        (b"HTTP_X_DUP", b"a"),
+        (b"DOCUMENT_URI", b"/x"),
+        (b"HTTP_COOKIE", b"b=2"),
+        (b"HTTP_X_DUP", b"b"),
+        (b"HTTP_X_DUP", b""),
+        (b"HTTP_COOKIE", b"c=3"),
+    ]);
+    let env = build(&params, "", &local()).unwrap();
+    let n = names(&env);
+    assert_eq!(
+        &n[..4],
+        [
+            "REQUEST_METHOD",
+            "HTTP_COOKIE",
+            "HTTP_X_DUP",
+            "DOCUMENT_URI"
+        ]
+    );
+    assert_eq!(var(&env, "HTTP_COOKIE"), Some(&b"a=1; b=2; c=3"[..]));
+    assert_eq!(var(&env, "HTTP_X_DUP"), Some(&b"a, b, "[..]));
+    assert_unique_names(&env);
+}
+
+#[test]
+fn repeated_host_and_other_params_keep_the_last_value_at_the_first_position() {
+    let params = params_of(&[
+        (b"SERVER_NAME", b"first"),
+        (b"HTTP_HOST", b"localhost"),
+        (b"REQUEST_METHOD", b"HEAD"),
+        (b"SCRIPT_NAME", b"/app/h"),
+        (b"CUSTOM", b"1"),
+        (b"HTTP_HOST", b"localhost:8080"),
+        (b"SCRIPT_NAME", b"/app"),
+        (b"CUSTOM", b"2"),
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SERVER_NAME", b"second"),
+    ]);
+    let env = build(&params, "/app", &local()).unwrap();
+    assert_eq!(
+        names(&env),
+        [
+            "SERVER_NAME",
+            "HTTP_HOST",
+            "REQUEST_METHOD",
+            "SCRIPT_NAME",
+            "CUSTOM",
+            "PATH_INFO",
+            "SERVER_PORT",
+            "SERVER_PROTOCOL",
+            "QUERY_STRING"
+        ]
+    );
+    assert_eq!(var(&env, "HTTP_HOST"), Some(&b"localhost:8080"[..]));
+    assert_eq!(var(&env, "SERVER_NAME"), Some(&b"second"[..]));
+    assert_eq!(var(&env, "SERVER_PORT"), Some(&b"8080"[..]));
+    assert_eq!(var(&env, "REQUEST_METHOD"), Some(&b"GET"[..]));
+    assert_eq!(var(&env, "CUSTOM"), Some(&b"2"[..]));
+    assert_eq!(var(&env, "SCRIPT_NAME"), Some(&b"/app"[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b""[..]));
+}
+
+#[test]
+fn many_params_with_and_without_repeats() {
+    // Past the on-stack index (64 params).
+    let names_owned: Vec<String> = (0..200).map(|i| format!("X_{i}")).collect();
+    let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"REQUEST_METHOD", b"GET")];
+    pairs.extend(names_owned.iter().map(|n| (n.as_bytes(), &b"v"[..])));
+    let params = params_of(&pairs);
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(env.vars.len(), 201 + 6);
+    pairs.push((b"HTTP_A", b"1"));
+    pairs.push((b"X_7", b"w"));
+    pairs.push((b"HTTP_A", b"2"));
+    let params = params_of(&pairs);
+    let env = build(&params, "", &local()).unwrap();
+    assert_unique_names(&env);
+    assert_eq!(var(&env, "X_7"), Some(&b"w"[..]));
+    assert_eq!(var(&env, "HTTP_A"), Some(&b"1, 2"[..]));
+    assert_eq!(names(&env)[8], "X_7");
+}
+
+#[test]
+fn forbidden_and_dangerous_headers_are_dropped() {
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"POST"),
+        (b"CONTENT_TYPE", b"text/plain"),
+        (b"CONTENT_LENGTH", b"3"),
+        (b"HTTP_CONTENT_TYPE", b"text/plain"),
+        (b"HTTP_CONTENT_LENGTH", b"3"),
+        (b"HTTP_PROXY", b"http://evil:3128"),
+        (b"HTTP_PROXY", b"again"),
+        (b"HTTP_PROXY_AUTHORIZATION", b"kept"),
+    ]);
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "HTTP_CONTENT_TYPE"), None);
+    assert_eq!(var(&env, "HTTP_CONTENT_LENGTH"), None);
+    assert_eq!(var(&env, "HTTP_PROXY"), None);
+    assert_eq!(var(&env, "HTTP_PROXY_AUTHORIZATION"), Some(&b"kept"[..]));
+    assert_eq!(var(&env, "CONTENT_TYPE"), Some(&b"text/plain"[..]));
+    assert_eq!(var(&env, "CONTENT_LENGTH"), Some(&b"3"[..]));
+    assert_eq!(env.content_length, Some(3));
+}
+
+#[test]
+fn server_name_and_port_fallbacks() {
+    let cases: &[(&[Pair], &str, &str)] = &[
+        // (params besides REQUEST_METHOD, SERVER_NAME, SERVER_PORT)
+        (
+            &[(b"SERVER_NAME", b"example.org"), (b"SERVER_PORT", b"80")],
+            "example.org",
+            "80",
+        ),
+        (
+            &[(b"SERVER_NAME", b""), (b"HTTP_HOST", b"h.example:8080")],
+            "h.example",
+            "8080",
+        ),
+        (&[(b"HTTP_HOST", b"h.example")], "h.example", "9000"),
+        (&[(b"HTTP_HOST", b"[::1]:8080")], "[::1]", "8080"),
+        (&[(b"HTTP_HOST", b"[::1]")], "[::1]", "9000"),
+        (&[(b"HTTP_HOST", b"[::1")], "[::1", "9000"),
+        (&[(b"HTTP_HOST", b"::1")], "::1", "9000"),
+        (&[(b"HTTP_HOST", b"h:")], "h", "9000"),
+        (&[(b"HTTP_HOST", b"h:port")], "h", "9000"),
+        (&[(b"HTTP_HOST", b":81")], "127.0.0.1", "81"),
+        (&[(b"HTTP_HOST", b"")], "127.0.0.1", "9000"),
+        (&[], "127.0.0.1", "9000"),
+        (
+            &[
+                (b"SERVER_NAME", b"n"),
+                (b"SERVER_PORT", b""),
+                (b"HTTP_HOST", b"h:81"),
+            ],
+            "n",
+            "81",
+        ),
+        (
+            &[(b"SERVER_PORT", b"443"), (b"HTTP_HOST", b"h:81")],
+            "h",
+            "443",
+        ),
+    ];
+    for (extra, name, port) in cases {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"REQUEST_METHOD", b"GET")];
+        pairs.extend_from_slice(extra);
+        let params = params_of(&pairs);
+        let env = build(&params, "", &local()).unwrap();
+        assert_eq!(
+            var(&env, "SERVER_NAME").map(text).as_deref(),
+            Some(*name),
+            "{extra:?}"
+        );
+        assert_eq!(
+            var(&env, "SERVER_PORT").map(text).as_deref(),
+            Some(*port),
+            "{extra:?}"
+        );
+    }
+}
+
+#[test]
+fn unix_socket_listener_falls_back_to_the_scheme_port() {
+    let unix = Local::from_listen(&ListenAddr::Unix("/run/wsgid.sock".into()));
+    assert_eq!(
+        unix,
+        Local {
+            host: "localhost".into(),
+            port: String::new()
+        }
+    );
+    let http = params_of(&[(b"REQUEST_METHOD", b"GET")]);
+    let env = build(&http, "", &unix).unwrap();
+    assert_eq!(var(&env, "SERVER_NAME"), Some(&b"localhost"[..]));
+    assert_eq!(var(&env, "SERVER_PORT"), Some(&b"80"[..]));
+    let https = params_of(&[(b"REQUEST_METHOD", b"GET"), (b"HTTPS", b"on")]);
+    let env = build(&https, "", &unix).unwrap();
+    assert_eq!(var(&env, "SERVER_PORT"), Some(&b"443"[..]));
+}
+
+#[test]
+fn local_from_listen() {
+    let tcp = |s: &str| Local::from_listen(&ListenAddr::Tcp(s.parse().unwrap()));
+    assert_eq!(
+        tcp("127.0.0.1:9000"),
+        Local {
+            host: "127.0.0.1".into(),
+            port: "9000".into()
+        }
+    );
+    assert_eq!(
+        tcp("[::1]:9000"),
+        Local {
+            host: "[::1]".into(),
+            port: "9000".into()
+        }
+    );
+    assert_eq!(
+        tcp("0.0.0.0:80"),
+        Local {
+            host: "localhost".into(),
+            port: "80".into()
+        }
+    );
+    assert_eq!(
+        tcp("[::]:80"),
+        Local {
+            host: "localhost".into(),
+            port: "80".into()
+        }
+    );
+    assert_eq!(
+        Local::from_listen(&ListenAddr::Fd(3)),
+        Local {
+            host: "localhost".into(),
+            port: String::new()
+        }
+    );
+}
+
+#[test]
+fn required_variables_and_defaults() {
+    let params = params_of(&[(b"REQUEST_METHOD", b"GET")]);
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "SERVER_PROTOCOL"), Some(&b"HTTP/1.0"[..]));
+    assert_eq!(var(&env, "QUERY_STRING"), Some(&b""[..]));
+    assert_eq!(var(&env, "SCRIPT_NAME"), Some(&b""[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b""[..]));
+    assert_eq!(env.content_length, None);
+    assert_eq!(var(&env, "CONTENT_LENGTH"), None);
+
+    let params = params_of(&[
+        (b"SERVER_PROTOCOL", b""),
+        (b"QUERY_STRING", b""),
+        (b"REQUEST_METHOD", b"GET"),
+        (b"CONTENT_LENGTH", b""),
+        (b"CONTENT_TYPE", b""),
+    ]);
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(
+        names(&env)[..3],
+        ["SERVER_PROTOCOL", "QUERY_STRING", "REQUEST_METHOD"]
+    );
+    assert_eq!(var(&env, "SERVER_PROTOCOL"), Some(&b"HTTP/1.0"[..]));
+    assert_eq!(var(&env, "CONTENT_LENGTH"), None);
+    assert_eq!(var(&env, "CONTENT_TYPE"), None);
+    assert_eq!(env.content_length, None);
+}
+
+#[test]
+fn bad_requests() {
+    let no_method = || Err(Reject::BadRequest("no REQUEST_METHOD"));
+    assert_eq!(build(&params_of(&[]), "", &local()), no_method());
+    assert_eq!(
+        build(&params_of(&[(b"REQUEST_METHOD", b"")]), "", &local()),
+        no_method()
+    );
+    assert_eq!(
+        build(
+            &params_of(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_METHOD", b"")]),
+            "",
+            &local()
+        ),
+        no_method()
+    );
+    for bad in [
+        &b"abc"[..],
+        b"-1",
+        b" 5",
+        b"5 ",
+        b"+5",
+        b"0x10",
+        b"18446744073709551616",
+    ] {
+        let params = params_of(&[(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", bad)]);
+        assert_eq!(
+            build(&params, "", &local()),
+            Err(Reject::BadRequest("invalid CONTENT_LENGTH")),
+            "{}",
+            text(bad)
+        );
+    }
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"POST"),
+        (b"CONTENT_LENGTH", b"18446744073709551615"),
+    ]);
+    assert_eq!(
+        build(&params, "", &local()).unwrap().content_length,
+        Some(u64::MAX)
+    );
+    let params = params_of(&[(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"0")]);
+    assert_eq!(
+        build(&params, "", &local()).unwrap().content_length,
+        Some(0)
+    );
+}
+
+#[test]
+fn url_scheme() {
+    let cases: &[(&[Pair], &str)] = &[
+        (&[], "http"),
+        (&[(b"HTTPS", b"on")], "https"),
+        (&[(b"HTTPS", b"ON")], "https"),
+        (&[(b"HTTPS", b"1")], "https"),
+        (&[(b"HTTPS", b"off")], "http"),
+        (&[(b"HTTPS", b"")], "http"),
+        (&[(b"REQUEST_SCHEME", b"https")], "https"),
+        (&[(b"REQUEST_SCHEME", b"HTTPS")], "https"),
+        (&[(b"REQUEST_SCHEME", b"http")], "http"),
+        (&[(b"HTTP_X_FORWARDED_PROTO", b"https")], "http"),
+        (&[(b"HTTP_HTTPS", b"on")], "http"),
+    ];
+    for (extra, scheme) in cases {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"REQUEST_METHOD", b"GET")];
+        pairs.extend_from_slice(extra);
+        let params = params_of(&pairs);
+        let env = build(&params, "", &local()).unwrap();
+        assert_eq!(env.url_scheme, *scheme, "{extra:?}");
+    }
+}
+
+#[test]
+fn latin1_bytes_pass_through_untouched() {
+    let high: Vec<u8> = (0x80..=0xffu8).collect();
+    let mut path = b"/app/".to_vec();
+    path.extend_from_slice(&high);
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"HTTP_X_BYTES", &high),
+        (b"HTTP_X_BYTES", &high),
+        (b"X_\xe9", &high),
+        (b"DOCUMENT_URI", &path),
+        (b"QUERY_STRING", b"q=%FF\xff"),
+    ]);
+    let env = build(&params, "/app", &local()).unwrap();
+    let mut joined = high.clone();
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(&high);
+    assert_eq!(var(&env, "HTTP_X_BYTES"), Some(&joined[..]));
+    assert!(
+        var(&env, "X_\u{e9}").is_none(),
+        "names are bytes, not UTF-8"
+    );
+    assert!(env
+        .vars
+        .iter()
+        .any(|(n, v)| n.as_ref() == b"X_\xe9" && v.as_ref() == &high[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&path[4..]));
+    assert_eq!(var(&env, "QUERY_STRING"), Some(&b"q=%FF\xff"[..]));
+}
+
+/// SCRIPT_NAME/PATH_INFO for params with no DOCUMENT_URI, SCRIPT_NAME or PATH_INFO.
+fn from_request_uri(uri: &[u8], mount: &str) -> Result<(String, String), Reject> {
+    let params = params_of(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", uri)]);
+    let env = build(&params, mount, &local())?;
+    let sn = var(&env, "SCRIPT_NAME").map(text).unwrap_or_default();
+    let pi = var(&env, "PATH_INFO").map(text).unwrap_or_default();
+    Ok((sn, pi))
+}
+
+#[test]
+fn request_uri_fallback_is_decoded_and_normalised() {
+    let ok = |sn: &str, pi: &str| Ok((sn.to_owned(), pi.to_owned()));
+    assert_eq!(from_request_uri(b"/", ""), ok("", "/"));
+    assert_eq!(from_request_uri(b"/app/x?y=1", "/app"), ok("/app", "/x"));
+    assert_eq!(from_request_uri(b"/app?y=/app/z", "/app"), ok("/app", ""));
+    assert_eq!(
+        from_request_uri(b"/app/a%20b#frag", "/app"),
+        ok("/app", "/a b")
+    );
+    assert_eq!(from_request_uri(b"/app/a%2Fb", "/app"), ok("/app", "/a/b"));
+    assert_eq!(
+        from_request_uri(b"/app//x//y/", "/app"),
+        ok("/app", "/x/y/")
+    );
+    assert_eq!(from_request_uri(b"/app/./x/../y", "/app"), ok("/app", "/y"));
+    assert_eq!(from_request_uri(b"/app/x/..", "/app"), ok("/app", "/"));
+    assert_eq!(from_request_uri(b"/app/x/.", "/app"), ok("/app", "/x/"));
+    assert_eq!(
+        from_request_uri(b"/app/../../etc/passwd", "/app"),
+        Err(Reject::NotFound)
+    );
+    assert_eq!(
+        from_request_uri(b"/app/%2e%2e/secret", "/app"),
+        Err(Reject::NotFound)
+    );
+    assert_eq!(from_request_uri(b"/../app/x", "/app"), ok("/app", "/x"));
+    assert_eq!(from_request_uri(b"/app/100%", "/app"), ok("/app", "/100%"));
+    assert_eq!(
+        from_request_uri(b"/app/%zz%4", "/app"),
+        ok("/app", "/%zz%4")
+    );
+    assert_eq!(
+        from_request_uri(b"http://h.example/app/x?q", "/app"),
+        ok("/app", "/x")
+    );
+    assert_eq!(from_request_uri(b"https://h.example", ""), ok("", "/"));
+    assert_eq!(from_request_uri(b"*", ""), ok("", "*"));
+    assert_eq!(from_request_uri(b"/appx", "/app"), Err(Reject::NotFound));
+    assert_eq!(from_request_uri(b"", ""), ok("", ""));
+    assert_eq!(from_request_uri(b"", "/app"), Err(Reject::NotFound));
+}
+
+#[test]
+fn missing_request_uri_and_paths_give_an_empty_path() {
+    let params = params_of(&[(b"REQUEST_METHOD", b"GET")]);
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "SCRIPT_NAME"), Some(&b""[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b""[..]));
+    assert_eq!(build(&params, "/app", &local()), Err(Reject::NotFound));
+}
+
+#[test]
+fn empty_script_name_and_path_info() {
+    // P is "" → "/" only when the client asked for "/".
+    let root = |uri: &[u8]| {
+        params_of(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SCRIPT_NAME", b""),
+            (b"PATH_INFO", b""),
+            (b"REQUEST_URI", uri),
+        ])
+    };
+    let params = root(b"/?q");
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/"[..]));
+    let params = root(b"/elsewhere");
+    let env = build(&params, "", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b""[..]));
+    // An empty DOCUMENT_URI is ignored.
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"DOCUMENT_URI", b""),
+        (b"REQUEST_URI", b"/app/z"),
+    ]);
+    let env = build(&params, "/app", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/z"[..]));
+}
+
+#[test]
+fn apache_encoded_path_info_repair() {
+    let apache = |sn: &[u8], pi: &[u8], uri: &[u8]| {
+        params_of(&[
+            (b"REQUEST_METHOD", b"GET"),
+            (b"REQUEST_URI", uri),
+            (b"SCRIPT_NAME", sn),
+            (b"PATH_INFO", pi),
+        ])
+    };
+    // proxy-fcgi-pathinfo=1: whole decoded path ‖ encoded tail.
+    let p = apache(b"/app/caf\xc3\xa9", b"/caf%C3%A9", b"/app/caf%C3%A9");
+    let env = build(&p, "/app", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/caf\xc3\xa9"[..]));
+    // A '%' that is really part of the path (AllowEncodedSlashes NoDecode) is kept.
+    let p = apache(b"/app", b"/a%2Fb/c d", b"/app/a%2Fb/c%20d");
+    let env = build(&p, "/app", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/a%2Fb/c d"[..]));
+    // proxy-scgi-pathinfo: `/app` arrives as `/app` ‖ `/`.
+    let p = apache(b"/app", b"/", b"/app?x=1");
+    let env = build(&p, "/app", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b""[..]));
+    // A slash the client did send stays.
+    let p = apache(b"/app", b"/", b"/app/");
+    let env = build(&p, "/app", &local()).unwrap();
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/"[..]));
+}
+
+#[test]
+fn mount_point_boundaries() {
+    let doc = |path: &[u8]| params_of(&[(b"REQUEST_METHOD", b"GET"), (b"DOCUMENT_URI", path)]);
+    let split = |path: &[u8], mount: &str| {
+        let params = doc(path);
+        build(&params, mount, &local()).map(|env| {
+            (
+                var(&env, "SCRIPT_NAME").map(text),
+                var(&env, "PATH_INFO").map(text),
+            )
+        })
+    };
+    let ok = |sn: &str, pi: &str| Ok((Some(sn.to_owned()), Some(pi.to_owned())));
+    assert_eq!(split(b"/a/b", "/a/b"), ok("/a/b", ""));
+    assert_eq!(split(b"/a/b/", "/a/b"), ok("/a/b", "/"));
+    assert_eq!(split(b"/a/bc", "/a/b"), Err(Reject::NotFound));
+    assert_eq!(split(b"/a", "/a/b"), Err(Reject::NotFound));
+    assert_eq!(split(b"/A/b", "/a/b"), Err(Reject::NotFound));
+    assert_eq!(split(b"/a/b/c", "/a/b"), ok("/a/b", "/c"));
+    // SCRIPT_NAME is the configured mount point, not what the front end claims.
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/a"),
+        (b"PATH_INFO", b"/b/c"),
+    ]);
+    let env = build(&params, "/a/b", &local()).unwrap();
+    assert_eq!(var(&env, "SCRIPT_NAME"), Some(&b"/a/b"[..]));
+    assert_eq!(var(&env, "PATH_INFO"), Some(&b"/c"[..]));
+}
+
+#[test]
+fn borrows_from_params_when_nothing_is_synthesised() {
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/app"),
+        (b"PATH_INFO", b"/x"),
+        (b"DOCUMENT_URI", b"/app/x"),
+        (b"SERVER_NAME", b"h"),
+        (b"SERVER_PORT", b"80"),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        (b"QUERY_STRING", b""),
+        (b"HTTP_HOST", b"h"),
+    ]);
+    let env = build(&params, "/app", &local()).unwrap();
+    for (n, v) in &env.vars {
+        assert!(matches!(n, Cow::Borrowed(_)), "{}", text(n));
+        assert!(matches!(v, Cow::Borrowed(_)), "{}", text(n));
+    }
+}

@@ -1,0 +1,68 @@
+//! Sans-I/O codecs for the two gateway protocols wsgid speaks: bytes in, events out.
+//!
+//! Nothing here touches a socket, a clock or Python. The worker's I/O loop feeds received
+//! bytes into a codec, takes decoded events out, and writes the bytes the codec (or the
+//! `encode_*` helpers) produce. This keeps the codecs small, deterministic, property-tested
+//! and fuzzed (see `fuzz/`).
+
+pub mod fastcgi;
+pub mod params;
+pub mod scgi;
+
+pub use params::Params;
+
+/// Explicit limits applied while decoding a request. Every limit is documented in
+/// wsgid(8) and wsgid.toml(5) and has a test at and past its boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total bytes of all parameter names and values of one request.
+    pub max_params_bytes: usize,
+    /// Number of parameters of one request.
+    pub max_params: usize,
+    /// Length of the SCGI netstring header (the number before the colon).
+    pub max_scgi_header: usize,
+    /// Request body size; `None` means unlimited.
+    pub max_body: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_params_bytes: 256 * 1024,
+            max_params: 1000,
+            max_scgi_header: 256 * 1024,
+            max_body: None,
+        }
+    }
+}
+
+/// Which limit a request broke; named in the log line and in the error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    ParamsBytes,
+    ParamsCount,
+    ScgiHeader,
+    Body,
+}
+
+impl LimitKind {
+    /// The configuration key of this limit, as written in logs.
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitKind::ParamsBytes => "max_params_bytes",
+            LimitKind::ParamsCount => "max_params",
+            LimitKind::ScgiHeader => "max_scgi_header",
+            LimitKind::Body => "max_body",
+        }
+    }
+
+    /// The HTTP status a front end should relay for this limit.
+    pub fn status(self) -> &'static str {
+        match self {
+            LimitKind::ParamsBytes | LimitKind::ParamsCount | LimitKind::ScgiHeader => {
+                "431 Request Header Fields Too Large"
+            }
+            LimitKind::Body => "413 Content Too Large",
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The name/value parameters of one request (FastCGI PARAMS or the SCGI header), stored in
+//! one contiguous buffer with an index, so decoding a request does one growing allocation
+//! instead of two per parameter.
+//!
+//! Order is kept; a repeated name keeps every occurrence (front ends do repeat names: nginx
+//! sends a repeated request header as a repeated `HTTP_*` param). `get` returns the last
+//! occurrence, which is the one that wins for configured params such as SCRIPT_NAME.
+
+use std::ops::Range;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    data: Vec<u8>,
+    index: Vec<(u32, u32, u32)>, // (name start, value start, value end); name ends at value start
+}
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(bytes: usize, count: usize) -> Self {
+        Params {
+            data: Vec::with_capacity(bytes),
+            index: Vec::with_capacity(count),
+        }
+    }
+
+    /// Appends one pair. Callers enforce `Limits` before pushing, so the u32 offsets cannot
+    /// overflow (limits are far below 4 GiB).
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(name);
+        let mid = self.data.len() as u32;
+        self.data.extend_from_slice(value);
+        self.index.push((start, mid, self.data.len() as u32));
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Total bytes of names and values.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The `i`-th pair in arrival order.
+    pub fn pair(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let &(s, m, e) = self.index.get(i)?;
+        Some((&self.data[range(s, m)], &self.data[range(m, e)]))
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> + '_ {
+        self.index
+            .iter()
+            .map(move |&(s, m, e)| (&self.data[range(s, m)], &self.data[range(m, e)]))
+    }
+
+    /// The value of the last occurrence of `name`.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+fn range(a: u32, b: u32) -> Range<usize> {
+    a as usize..b as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_and_last_wins() {
+        let mut p = Params::new();
+        p.push(b"A", b"1");
+        p.push(b"B", b"");
+        p.push(b"A", b"2");
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.get(b"A"), Some(&b"2"[..]));
+        assert_eq!(p.get(b"B"), Some(&b""[..]));
+        assert_eq!(p.get(b"C"), None);
+        let all: Vec<_> = p.iter().collect();
+        assert_eq!(all[0], (&b"A"[..], &b"1"[..]));
+        assert_eq!(p.pair(2), Some((&b"A"[..], &b"2"[..])));
+        assert_eq!(p.bytes(), 5);
+    }
+}

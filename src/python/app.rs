@@ -1,0 +1,198 @@
+//! Loading the WSGI application (`module:callable`, or a `.py`/`.wsgi` file whose
+//! `application` — or `path.py:name` — is served) and the per-request entry point the
+//! Python threads call.
+
+use std::path::Path;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use super::environ::{environ_dict, Keys};
+use super::respond::Responder;
+use crate::config::Settings;
+use crate::worker::framing::Framing;
+use crate::worker::pool::Job;
+
+pub struct App {
+    pub(super) callable: Py<PyAny>,
+    /// The environ keys that are the same for every request.
+    pub(super) template: Py<PyDict>,
+    pub(super) keys: Keys,
+    mount: String,
+}
+
+impl App {
+    /// Imports the app. Err carries a message with the Python traceback.
+    pub fn load(settings: &Settings) -> Result<App, String> {
+        Python::attach(|py| {
+            let callable = import_app(py, &settings.app).map_err(|e| format_exception(py, &e))?;
+            if !callable.is_callable() {
+                return Err(format!("{:?} is not callable", settings.app));
+            }
+            let template = make_template(py, settings).map_err(|e| format_exception(py, &e))?;
+            Ok(App {
+                callable: callable.unbind(),
+                template: template.unbind(),
+                keys: Keys::new(py),
+                mount: settings.mount.clone(),
+            })
+        })
+    }
+
+    /// Runs one request to completion (called on a Python thread, detached).
+    pub fn run(&self, job: crate::worker::pool::Job) {
+        let Job {
+            params,
+            exchange,
+            framing,
+            local,
+        } = job;
+        let env = match crate::environ::build(&params, &self.mount, &local) {
+            Ok(env) => env,
+            Err(reject) => {
+                let (status, text) = match reject {
+                    crate::environ::Reject::NotFound => ("404 Not Found", "Not Found\n"),
+                    crate::environ::Reject::BadRequest(why) => ("400 Bad Request", why),
+                };
+                if let crate::environ::Reject::BadRequest(why) = reject {
+                    tracing::warn!("bad request: {why}");
+                }
+                exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
+                    framing.simple_response(status, text, out)
+                });
+                return;
+            }
+        };
+        let ident = ident(&env, framing);
+        Python::attach(|py| {
+            let responder =
+                match Bound::new(py, Responder::new(exchange.clone(), framing, ident.clone())) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot create start_response: {}",
+                            format_exception(py, &e)
+                        );
+                        exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
+                            framing.simple_response(
+                                "500 Internal Server Error",
+                                "Internal Server Error\n",
+                                out,
+                            )
+                        });
+                        return;
+                    }
+                };
+            match environ_dict(py, self, &env, exchange.clone(), ident) {
+                Ok(environ) => self.respond(py, environ.into_any(), &responder),
+                Err(e) => {
+                    tracing::error!("cannot build the environ: {}", format_exception(py, &e));
+                    exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
+                        framing.simple_response(
+                            "500 Internal Server Error",
+                            "Internal Server Error\n",
+                            out,
+                        )
+                    });
+                }
+            }
+        });
+    }
+}
+
+/// "GET /path?q (fcgi 1)", for log lines about this request.
+fn ident(env: &crate::environ::Environ<'_>, framing: Framing) -> String {
+    let get = |k: &[u8]| {
+        env.vars
+            .iter()
+            .find(|(n, _)| n.as_ref() == k)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    let uri = {
+        let u = get(b"REQUEST_URI");
+        if u.is_empty() {
+            get(b"PATH_INFO")
+        } else {
+            u
+        }
+    };
+    match framing {
+        Framing::Fastcgi { id } => format!("{} {} (fcgi {id})", get(b"REQUEST_METHOD"), uri),
+        Framing::Scgi => format!("{} {} (scgi)", get(b"REQUEST_METHOD"), uri),
+    }
+}
+
+fn make_template<'py>(py: Python<'py>, s: &Settings) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+    d.set_item("wsgi.multithread", s.threads > 1)?;
+    d.set_item("wsgi.multiprocess", s.processes > 1)?;
+    d.set_item("wsgi.run_once", false)?;
+    d.set_item("wsgi.input_terminated", true)?;
+    d.set_item(
+        "wsgi.file_wrapper",
+        py.get_type::<super::file_wrapper::FileWrapper>(),
+    )?;
+    Ok(d)
+}
+
+/// Resolves `module:callable`, `module` (its `application`), `file.py`, `file.py:name`.
+fn import_app<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyAny>> {
+    let (target, attr) = match spec.rsplit_once(':') {
+        Some((t, a)) if !a.is_empty() && !a.contains('/') => (t, a),
+        _ => (spec, "application"),
+    };
+    let module = if target.ends_with(".py") || target.ends_with(".wsgi") || target.contains('/') {
+        load_file(py, Path::new(target))?
+    } else {
+        py.import(target)?.into_any()
+    };
+    let mut obj = module;
+    for part in attr.split('.') {
+        obj = obj.getattr(part)?;
+    }
+    Ok(obj)
+}
+
+/// Loads a script file as a module named after it, with its directory on sys.path (so it
+/// can import its neighbours), as mod_wsgi's WSGIScriptAlias does.
+fn load_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>> {
+    let abs = std::fs::canonicalize(path).map_err(|e| {
+        pyo3::exceptions::PyFileNotFoundError::new_err(format!("{}: {e}", path.display()))
+    })?;
+    if let Some(dir) = abs.parent() {
+        let sys_path = py.import("sys")?.getattr("path")?;
+        sys_path.call_method1("insert", (0, dir.to_string_lossy().into_owned()))?;
+    }
+    let code = r#"
+def _load(path):
+    import importlib.machinery, importlib.util, sys
+    loader = importlib.machinery.SourceFileLoader("__wsgi_app__", path)
+    spec = importlib.util.spec_from_file_location("__wsgi_app__", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__wsgi_app__"] = module
+    loader.exec_module(module)
+    return module
+"#;
+    let ns = PyDict::new(py);
+    py.run(&std::ffi::CString::new(code)?, Some(&ns), Some(&ns))?;
+    let load = ns
+        .get_item("_load")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("loader missing"))?;
+    load.call1((abs.to_string_lossy().into_owned(),))
+}
+
+/// The exception with its traceback, as Python would print it.
+pub fn format_exception(py: Python<'_>, e: &PyErr) -> String {
+    let formatted = (|| -> PyResult<String> {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1("format_exception", (e.value(py),))?;
+        let joined: String = lines
+            .try_iter()?
+            .filter_map(|l| l.ok()?.extract::<String>().ok())
+            .collect();
+        Ok(joined)
+    })();
+    formatted.unwrap_or_else(|_| e.to_string())
+}

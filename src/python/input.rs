@@ -1,0 +1,190 @@
+//! `wsgi.input` (PEP 3333 "Input and Error Streams"): read(size), read(), readline(limit),
+//! readlines(hint) and iteration over the request body, never past CONTENT_LENGTH, ending
+//! at the end of FCGI_STDIN when the length is unknown (so `wsgi.input_terminated` holds).
+//! Body bytes arrive from the I/O thread through the request's exchange; every wait for
+//! them happens detached from the interpreter.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::worker::exchange::{Exchange, Input as Got};
+
+/// Largest single pull from the exchange.
+const PULL: usize = 64 * 1024;
+
+#[pyclass(module = "wsgid")]
+pub struct Input {
+    ex: Arc<Exchange>,
+    /// Bytes still allowed by CONTENT_LENGTH; None = unknown length.
+    remaining: Option<u64>,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl Input {
+    pub fn new(ex: Arc<Exchange>, content_length: Option<u64>) -> Input {
+        Input {
+            ex,
+            remaining: content_length,
+            buf: Vec::new(),
+            pos: 0,
+            eof: content_length == Some(0),
+        }
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Makes at least one unread byte available; false at the end of the body.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        if self.pos < self.buf.len() {
+            return Ok(true);
+        }
+        if self.eof {
+            return Ok(false);
+        }
+        let max = match self.remaining {
+            Some(0) => {
+                self.eof = true;
+                return Ok(false);
+            }
+            Some(r) => (r.min(PULL as u64)) as usize,
+            None => PULL,
+        };
+        let ex = self.ex.clone();
+        match py.detach(move || ex.read_input(max)) {
+            Got::Data(d) => {
+                if let Some(r) = self.remaining.as_mut() {
+                    *r = r.saturating_sub(d.len() as u64);
+                }
+                self.buf = d;
+                self.pos = 0;
+                Ok(true)
+            }
+            Got::Eof => {
+                self.eof = true;
+                Ok(false)
+            }
+            Got::Aborted(a) => Err(PyOSError::new_err(format!(
+                "request body unavailable: {}",
+                a.reason()
+            ))),
+        }
+    }
+
+    /// Reads up to `n` bytes (all that is left when `n` is None), blocking until that many
+    /// arrive or the body ends.
+    fn read_bytes(&mut self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let want = match n {
+                Some(n) => n - out.len(),
+                None => usize::MAX,
+            };
+            if want == 0 || !self.fill(py)? {
+                return Ok(out);
+            }
+            let avail = self.buffered();
+            let take = avail.len().min(want);
+            if out.is_empty() && take == avail.len() && self.pos == 0 && n.is_none_or(|n| n == take)
+            {
+                out = std::mem::take(&mut self.buf);
+                self.pos = 0;
+            } else {
+                out.extend_from_slice(&avail[..take]);
+                self.pos += take;
+            }
+        }
+    }
+
+    fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let want = match limit {
+                Some(l) => l - out.len(),
+                None => usize::MAX,
+            };
+            if want == 0 || !self.fill(py)? {
+                return Ok(out);
+            }
+            let avail = self.buffered();
+            let scan = &avail[..avail.len().min(want)];
+            if let Some(i) = scan.iter().position(|&b| b == b'\n') {
+                out.extend_from_slice(&scan[..=i]);
+                self.pos += i + 1;
+                return Ok(out);
+            }
+            out.extend_from_slice(scan);
+            self.pos += scan.len();
+        }
+    }
+}
+
+/// Python's convention: None or a negative size means "no limit".
+fn size_arg(size: Option<i64>) -> Option<usize> {
+    match size {
+        Some(s) if s >= 0 => Some(s as usize),
+        _ => None,
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size = None))]
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.read_bytes(py, size_arg(size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size = None))]
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let line = self.read_line(py, size_arg(size))?;
+        Ok(PyBytes::new(py, &line))
+    }
+
+    /// Lines until the end of the body, stopping once their total size reaches `hint`.
+    #[pyo3(signature = (hint = None))]
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<i64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let hint = size_arg(hint).filter(|&h| h > 0);
+        let lines = PyList::empty(py);
+        let mut total = 0usize;
+        loop {
+            let line = self.read_line(py, None)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            lines.append(PyBytes::new(py, &line))?;
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.read_line(py, None)?;
+        if line.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(PyBytes::new(py, &line)))
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Runs one request on a Python thread: builds the environ, calls the app, sends what it
+//! returns, and always calls the iterable's close() (on success, on app error, on abort).
+//! An exception before any body byte went out becomes a 500 with a short body and the
+//! traceback in the log only; after that, the response is cut off as an error.
+
+use std::os::fd::BorrowedFd;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use super::file_wrapper::FileWrapper;
+use super::respond::{Responder, Stopped};
+use super::App;
+use crate::worker::exchange::{Abort, Ending};
+
+/// Why sending a response stopped early.
+pub enum Failure {
+    App(PyErr),
+    Stopped(Abort),
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Failure {
+        Failure::App(e)
+    }
+}
+
+impl From<Stopped> for Failure {
+    fn from(s: Stopped) -> Failure {
+        Failure::Stopped(s.0)
+    }
+}
+
+const FILE_CHUNK: usize = 256 * 1024;
+
+impl App {
+    /// Calls the app and sends its response; `responder` carries the exchange.
+    pub(super) fn respond(
+        &self,
+        py: Python<'_>,
+        environ: Bound<'_, PyAny>,
+        responder: &Bound<'_, Responder>,
+    ) {
+        let start_response = match responder.getattr("start_response") {
+            Ok(s) => s,
+            Err(e) => return self.failed(py, responder, Failure::App(e)),
+        };
+        let result = match self.callable.bind(py).call1((environ, start_response)) {
+            Ok(r) => r,
+            Err(e) => return self.failed(py, responder, Failure::App(e)),
+        };
+        let outcome = self.consume(py, &result, responder);
+        // PEP 3333: close() must be called whatever happened.
+        let closed = match result.hasattr("close") {
+            Ok(true) => result.call_method0("close").map(|_| ()),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match (outcome, closed) {
+            (Ok(()), Ok(())) => self.finished(py, responder),
+            (Ok(()), Err(e)) | (Err(Failure::App(e)), _) => {
+                self.failed(py, responder, Failure::App(e))
+            }
+            (Err(stop @ Failure::Stopped(_)), closed) => {
+                if let Err(e) = closed {
+                    self.log_exception(py, responder, &e);
+                }
+                self.failed(py, responder, stop)
+            }
+        }
+    }
+
+    fn consume(
+        &self,
+        py: Python<'_>,
+        result: &Bound<'_, PyAny>,
+        responder: &Bound<'_, Responder>,
+    ) -> Result<(), Failure> {
+        // A list or tuple: every block is there already, so send headers, body and the end
+        // of the response in one piece (one hand-off to the I/O thread, one write).
+        if let Ok(list) = result.cast::<PyList>() {
+            return self.whole(py, responder, list.iter());
+        }
+        if let Ok(t) = result.cast::<PyTuple>() {
+            return self.whole(py, responder, t.iter());
+        }
+        if let Ok(fw) = result.cast::<FileWrapper>() {
+            if self.stream_file(py, &fw.borrow(), responder)? {
+                return Ok(());
+            }
+        }
+        for item in result.try_iter()? {
+            let item = item?;
+            let chunk = item.cast::<PyBytes>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "the app yielded {} where bytes are required (PEP 3333)",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?;
+            let mut r = responder.borrow_mut();
+            if r.head.is_none() && !chunk.as_bytes().is_empty() {
+                return Err(no_start_response());
+            }
+            r.send(py, chunk.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn whole<'py>(
+        &self,
+        _py: Python<'py>,
+        responder: &Bound<'py, Responder>,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+    ) -> Result<(), Failure> {
+        let mut body: Vec<u8> = Vec::new();
+        for item in items {
+            let chunk = item.cast::<PyBytes>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(
+                    "the app returned a non-bytes block (PEP 3333)",
+                )
+            })?;
+            body.extend_from_slice(chunk.as_bytes());
+        }
+        let mut r = responder.borrow_mut();
+        if r.head.is_none() {
+            return Err(no_start_response());
+        }
+        if r.ex.aborted().is_some_and(|a| a != Abort::Requested) {
+            return Err(Failure::Stopped(Abort::Disconnected));
+        }
+        r.finish_whole(&body);
+        Ok(())
+    }
+
+    /// Streams a real file straight from its descriptor, from its current position.
+    /// Ok(false) when the object is not a regular file with a descriptor.
+    fn stream_file(
+        &self,
+        py: Python<'_>,
+        fw: &FileWrapper,
+        responder: &Bound<'_, Responder>,
+    ) -> Result<bool, Failure> {
+        let f = fw.filelike.bind(py);
+        let fd: i32 = match f.call_method0("fileno").and_then(|r| r.extract()) {
+            Ok(fd) => fd,
+            Err(_) => return Ok(false),
+        };
+        // SAFETY: `fd` belongs to the Python file object `f`, which we hold a reference to
+        // for the whole of this function, so the descriptor stays open while borrowed.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        match nix::sys::stat::fstat(bfd) {
+            Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => {}
+            _ => return Ok(false),
+        }
+        let mut pos: i64 = f.call_method0("tell")?.extract()?;
+        if responder.borrow().head.is_none() {
+            return Err(no_start_response());
+        }
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            {
+                let r = responder.borrow();
+                if r.content_length.is_some_and(|cl| r.written >= cl) {
+                    break;
+                }
+            }
+            let (res, back) = py.detach(move || {
+                // SAFETY: as above; the Python object outlives this call.
+                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+                let r = nix::sys::uio::pread(bfd, &mut buf, pos);
+                (r, buf)
+            });
+            buf = back;
+            let n = res.map_err(|e| {
+                pyo3::exceptions::PyOSError::new_err(format!("reading the wrapped file: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            pos += n as i64;
+            responder.borrow_mut().send(py, &buf[..n])?;
+        }
+        // Leave the file where a read() loop would have left it.
+        let _ = f.call_method1("seek", (pos,));
+        Ok(true)
+    }
+
+    /// The iterable was consumed and closed: send what is left and end the request.
+    fn finished(&self, py: Python<'_>, responder: &Bound<'_, Responder>) {
+        let mut r = responder.borrow_mut();
+        if r.ex.aborted().is_some() {
+            drop(r);
+            return self.stopped(responder, Abort::Requested);
+        }
+        if r.head.is_none() {
+            // Ended with no start_response at all.
+            drop(r);
+            return self.failed(py, responder, Failure::App(no_start_response_err()));
+        }
+        if r.ex.is_finished() {
+            return;
+        }
+        if let Some(cl) = r.content_length {
+            if r.written < cl && r.sent {
+                tracing::warn!(
+                    request = %r.ident,
+                    content_length = cl,
+                    sent = r.written,
+                    "the app sent less than its Content-Length"
+                );
+            }
+        }
+        r.finish_whole(&[]);
+    }
+
+    fn failed(&self, py: Python<'_>, responder: &Bound<'_, Responder>, why: Failure) {
+        match why {
+            Failure::Stopped(a) => self.stopped(responder, a),
+            Failure::App(e) => {
+                self.log_exception(py, responder, &e);
+                let r = responder.borrow();
+                if r.ex.is_finished() {
+                    return;
+                }
+                if r.sent {
+                    // Headers and part of the body are out: the front end must see a
+                    // broken response, not a complete one.
+                    r.ex.finish_with(Ending::Broken, |_| {});
+                    return;
+                }
+                let (status, text) = match r.ex.input_error() {
+                    Some(Abort::BodyTooLarge) => {
+                        ("413 Content Too Large", "Request body too large\n")
+                    }
+                    Some(Abort::ReadTimeout) => ("408 Request Timeout", "Request body timed out\n"),
+                    _ => ("500 Internal Server Error", "Internal Server Error\n"),
+                };
+                let framing = r.framing;
+                r.ex.finish_with(Ending::Complete, |out| {
+                    framing.simple_response(status, text, out)
+                });
+            }
+        }
+    }
+
+    /// The front end aborted or went away: end the request (FastCGI still owes END_REQUEST
+    /// after FCGI_ABORT_REQUEST; for a closed connection the bytes go nowhere).
+    fn stopped(&self, responder: &Bound<'_, Responder>, why: Abort) {
+        let r = responder.borrow();
+        tracing::info!(request = %r.ident, "request stopped: {}", why.reason());
+        if r.ex.is_finished() {
+            return;
+        }
+        let framing = r.framing;
+        r.ex.finish_with(Ending::Complete, |out| framing.end(0, out));
+    }
+
+    fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {
+        let ident = responder.borrow().ident.clone();
+        tracing::error!(request = %ident, "application error:\n{}", super::app::format_exception(py, e));
+    }
+}
+
+fn no_start_response_err() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(
+        "the app returned a body without calling start_response()",
+    )
+}
+
+fn no_start_response() -> Failure {
+    Failure::App(no_start_response_err())
+}

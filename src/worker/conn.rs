@@ -1,0 +1,484 @@
+//! One front-end connection inside the I/O thread: its socket, its codec, the requests it
+//! has in flight, and its write buffer. Turns codec events into dispatched requests and
+//! exchange output into socket writes; ends connections with a lingering close so a front
+//! end still sending a body never sees a reset.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use super::exchange::{Abort, Ending, Exchange};
+use super::framing::Framing;
+use super::pool::Job;
+use super::stream::Stream;
+use super::Shared;
+use crate::environ::Local;
+use crate::protocol::fastcgi::{self, ProtocolStatus};
+use crate::protocol::{scgi, Params};
+
+/// How long a closing connection keeps reading (and discarding) what the front end still
+/// sends after the response, before closing anyway.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+pub enum Codec {
+    Fastcgi(fastcgi::Connection),
+    Scgi(scgi::Connection),
+}
+
+pub struct Req {
+    pub id: u16,
+    pub ex: Arc<Exchange>,
+    pub keep_conn: bool,
+}
+
+/// What the loop should do with the connection after a call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Close,
+}
+
+pub struct Conn {
+    pub stream: Stream,
+    pub key: (usize, u32),
+    pub codec: Codec,
+    pub local: Arc<Local>,
+    pub reqs: Vec<Req>,
+    pub wbuf: Vec<u8>,
+    pub wpos: usize,
+    /// Reads paused because a request's body buffer is full.
+    pub read_paused: bool,
+    pub peer_eof: bool,
+    /// Close once the write buffer is flushed and no request is left.
+    pub close_after_flush: bool,
+    /// Close without lingering (the response must look broken to the front end).
+    pub close_hard: bool,
+    /// Write side shut down; reading and discarding until EOF or this deadline.
+    pub lingering: Option<Instant>,
+    pub last_read: Instant,
+    pub last_active: Instant,
+    /// Request ids whose output waits for the write buffer to drain.
+    pub deferred: Vec<u16>,
+    /// Currently registered interest: (readable, writable); None = not registered.
+    pub interest: Option<(bool, bool)>,
+    /// An SCGI request was dispatched (SCGI carries one request per connection).
+    pub scgi_dispatched: bool,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, key: (usize, u32), codec: Codec, local: Arc<Local>) -> Conn {
+        let now = Instant::now();
+        Conn {
+            stream,
+            key,
+            codec,
+            local,
+            reqs: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            read_paused: false,
+            peer_eof: false,
+            close_after_flush: false,
+            close_hard: false,
+            lingering: None,
+            last_read: now,
+            last_active: now,
+            deferred: Vec::new(),
+            interest: None,
+            scgi_dispatched: false,
+        }
+    }
+
+    pub fn pending_write(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// The interest this connection needs now.
+    pub fn wanted_interest(&self) -> (bool, bool) {
+        let read = !self.read_paused && !self.peer_eof;
+        (read, self.pending_write() > 0)
+    }
+
+    /// True while a request is being received but has not been handed to Python yet
+    /// (for the read timeout), or no request is in progress at all (for the idle timeout).
+    pub fn mid_request(&self) -> bool {
+        match &self.codec {
+            Codec::Fastcgi(c) => c.active_requests() > self.reqs.len(),
+            Codec::Scgi(c) => !c.is_pristine() && !self.scgi_dispatched,
+        }
+    }
+
+    /// Reads everything available and processes it.
+    pub fn on_readable(&mut self, sh: &mut Shared, buf: &mut [u8]) -> Verdict {
+        loop {
+            if self.read_paused || self.peer_eof {
+                return Verdict::Keep;
+            }
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.peer_eof = true;
+                    return self.on_eof(sh);
+                }
+                Ok(n) => {
+                    self.last_read = Instant::now();
+                    self.last_active = self.last_read;
+                    if self.lingering.is_some() {
+                        continue; // discarding what the front end still sends
+                    }
+                    if self.feed(sh, &buf[..n]) == Verdict::Close {
+                        return Verdict::Close;
+                    }
+                    if n < buf.len() {
+                        // Most likely drained; one more read confirms WouldBlock cheaply.
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(error = %e, "read failed; closing connection");
+                    self.abort_all(Abort::Disconnected);
+                    return Verdict::Close;
+                }
+            }
+        }
+    }
+
+    fn on_eof(&mut self, sh: &mut Shared) -> Verdict {
+        if self.lingering.is_some() {
+            return Verdict::Close;
+        }
+        match &mut self.codec {
+            Codec::Scgi(c) => {
+                if let Err(e) = c.receive_eof() {
+                    if !self.scgi_dispatched {
+                        warn!(reason = ?e, "SCGI connection closed mid-request");
+                        return Verdict::Close;
+                    }
+                }
+                if !self.scgi_dispatched {
+                    return Verdict::Close; // an empty connection: harmless
+                }
+            }
+            Codec::Fastcgi(_) => {}
+        }
+        // The front end closed its side. Requests still waiting for body bytes can never
+        // get them: that is an abort (front ends close instead of sending ABORT_REQUEST).
+        // Requests with their whole body may still be answered if only the read side closed.
+        for r in &self.reqs {
+            if !r.ex.input_complete() {
+                r.ex.abort(Abort::Disconnected);
+            }
+        }
+        self.after_progress(sh)
+    }
+
+    /// Feeds received bytes to the codec and acts on its events.
+    fn feed(&mut self, sh: &mut Shared, data: &[u8]) -> Verdict {
+        match &mut self.codec {
+            Codec::Fastcgi(c) => {
+                if let Err(e) = c.receive(data) {
+                    warn!(reason = %e.reason, "malformed FastCGI input; closing connection");
+                    self.abort_all(Abort::Disconnected);
+                    return Verdict::Close;
+                }
+                while let Some(ev) = c_poll_fcgi(&mut self.codec) {
+                    self.on_fastcgi(sh, ev);
+                }
+                if let Codec::Fastcgi(c) = &mut self.codec {
+                    if c.has_output() {
+                        c.take_output(&mut self.wbuf);
+                    }
+                }
+            }
+            Codec::Scgi(c) => {
+                let res = c.receive(data);
+                while let Some(ev) = c_poll_scgi(&mut self.codec) {
+                    self.on_scgi(sh, ev);
+                }
+                if let Err(e) = res {
+                    if self.scgi_dispatched {
+                        warn!(reason = ?e, "malformed SCGI body; closing connection");
+                        self.abort_all(Abort::Disconnected);
+                        return Verdict::Close;
+                    }
+                    warn!(reason = ?e, "rejected SCGI request");
+                    Framing::Scgi.simple_response(e.status(), e.status(), &mut self.wbuf);
+                    self.close_after_flush = true;
+                }
+            }
+        }
+        self.after_progress(sh)
+    }
+
+    fn on_fastcgi(&mut self, sh: &mut Shared, ev: fastcgi::Event) {
+        use fastcgi::Event as E;
+        match ev {
+            E::Request {
+                id,
+                keep_conn,
+                params,
+            } => self.dispatch(sh, id, keep_conn, params, Framing::Fastcgi { id }),
+            E::Stdin { id, data } => {
+                if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
+                    if r.ex.push_input(data) {
+                        self.read_paused = true;
+                    }
+                }
+            }
+            E::StdinEnd { id } => {
+                if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
+                    r.ex.end_input();
+                }
+            }
+            E::Abort { id } => {
+                if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
+                    debug!(id, "FCGI_ABORT_REQUEST");
+                    r.ex.abort(Abort::Requested);
+                } else if let Codec::Fastcgi(c) = &mut self.codec {
+                    // Aborted before the params were complete: nothing was started.
+                    fastcgi::encode_end_request(
+                        id,
+                        0,
+                        ProtocolStatus::RequestComplete,
+                        &mut self.wbuf,
+                    );
+                    c.finish(id);
+                }
+            }
+            E::Rejected {
+                id,
+                limit,
+                keep_conn,
+            } => {
+                warn!(
+                    limit = limit.key(),
+                    id,
+                    "request rejected: it breaks the {} limit",
+                    limit.key()
+                );
+                if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
+                    r.ex.fail_input(Abort::BodyTooLarge);
+                } else {
+                    let framing = Framing::Fastcgi { id };
+                    framing.simple_response(limit.status(), limit.status(), &mut self.wbuf);
+                    if let Codec::Fastcgi(c) = &mut self.codec {
+                        c.finish(id);
+                    }
+                    if !keep_conn {
+                        self.close_after_flush = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_scgi(&mut self, sh: &mut Shared, ev: scgi::Event) {
+        match ev {
+            scgi::Event::Request { params, .. } => {
+                self.scgi_dispatched = true;
+                self.dispatch(sh, 0, false, params, Framing::Scgi);
+            }
+            scgi::Event::Body(data) => {
+                if let Some(r) = self.reqs.first() {
+                    if r.ex.push_input(data) {
+                        self.read_paused = true;
+                    }
+                }
+            }
+            scgi::Event::BodyEnd => {
+                if let Some(r) = self.reqs.first() {
+                    r.ex.end_input();
+                }
+            }
+        }
+    }
+
+    /// Hands a decoded request to a Python thread, or answers it here when the worker
+    /// cannot take it.
+    fn dispatch(
+        &mut self,
+        sh: &mut Shared,
+        id: u16,
+        keep_conn: bool,
+        params: Params,
+        framing: Framing,
+    ) {
+        let refuse = if sh.stopping {
+            Some("server shutting down")
+        } else if sh.requests >= sh.max_requests {
+            Some("server busy: max_requests reached")
+        } else {
+            None
+        };
+        if let Some(why) = refuse {
+            warn!(id, "request refused: {why}");
+            framing.simple_response("503 Service Unavailable", why, &mut self.wbuf);
+            self.request_done(id, keep_conn);
+            return;
+        }
+        let ex = Exchange::new(
+            self.key,
+            id,
+            sh.notifier.clone(),
+            sh.input_buffer,
+            sh.output_buffer,
+        );
+        let job = Job {
+            params,
+            exchange: ex.clone(),
+            framing,
+            local: self.local.clone(),
+        };
+        match sh.pool.submit(job) {
+            Ok(()) => {
+                sh.requests += 1;
+                self.reqs.push(Req { id, ex, keep_conn });
+            }
+            Err(_) => {
+                warn!(id, "request refused: Python threads' queue is full");
+                framing.simple_response("503 Service Unavailable", "server busy", &mut self.wbuf);
+                self.request_done(id, keep_conn);
+            }
+        }
+    }
+
+    /// A request on this connection is over (its final bytes are in `wbuf`).
+    fn request_done(&mut self, id: u16, keep_conn: bool) {
+        match &mut self.codec {
+            Codec::Fastcgi(c) => {
+                c.finish(id);
+                // FastCGI §5.1: without FCGI_KEEP_CONN the application closes the connection
+                // after responding.
+                if !keep_conn {
+                    self.close_after_flush = true;
+                }
+            }
+            Codec::Scgi(_) => self.close_after_flush = true,
+        }
+    }
+
+    /// Moves a request's output into the write buffer (or defers it while the buffer is
+    /// full) and ends the request when its output is complete.
+    pub fn pull_output(&mut self, sh: &mut Shared, id: u16, spare: &mut Vec<u8>) {
+        if self.pending_write() >= sh.output_buffer {
+            if !self.deferred.contains(&id) {
+                self.deferred.push(id);
+            }
+            return;
+        }
+        let Some(pos) = self.reqs.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let ending = self.reqs[pos].ex.take_output(spare);
+        if self.pending_write() == 0 {
+            self.wbuf.clear();
+            self.wpos = 0;
+            std::mem::swap(&mut self.wbuf, spare);
+        } else {
+            self.wbuf.extend_from_slice(spare);
+        }
+        let Some(ending) = ending else { return };
+        let req = self.reqs.swap_remove(pos);
+        sh.requests = sh.requests.saturating_sub(1);
+        self.last_active = Instant::now();
+        match ending {
+            Ending::Complete => self.request_done(id, req.keep_conn),
+            Ending::Broken => {
+                if matches!(self.codec, Codec::Fastcgi(_)) && !self.reqs.is_empty() {
+                    // Other requests share this connection: end only this one, as an error.
+                    fastcgi::encode_end_request(
+                        id,
+                        1,
+                        ProtocolStatus::RequestComplete,
+                        &mut self.wbuf,
+                    );
+                    self.request_done(id, req.keep_conn);
+                } else {
+                    self.close_after_flush = true;
+                    self.close_hard = true;
+                }
+            }
+        }
+    }
+
+    /// Writes what is buffered. Err = the connection is dead.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        } else if self.wpos > 1 << 20 {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+        Ok(())
+    }
+
+    /// After any progress: flush, take deferred output, and decide whether to close.
+    pub fn after_progress(&mut self, sh: &mut Shared) -> Verdict {
+        let mut spare = Vec::new();
+        loop {
+            if let Err(e) = self.flush() {
+                debug!(error = %e, "write failed; closing connection");
+                self.abort_all(Abort::Disconnected);
+                return Verdict::Close;
+            }
+            if self.deferred.is_empty() || self.pending_write() >= sh.output_buffer {
+                break;
+            }
+            let ids = std::mem::take(&mut self.deferred);
+            for id in ids {
+                self.pull_output(sh, id, &mut spare);
+            }
+        }
+        if self.pending_write() > 0 {
+            return Verdict::Keep;
+        }
+        if self.close_hard {
+            self.abort_all(Abort::Disconnected);
+            return Verdict::Close;
+        }
+        let done = self.reqs.is_empty() && !self.mid_request();
+        if done && (self.close_after_flush || (self.peer_eof && self.lingering.is_none())) {
+            if self.peer_eof {
+                return Verdict::Close;
+            }
+            if self.lingering.is_none() {
+                self.stream.shutdown_write();
+                self.lingering = Some(Instant::now() + LINGER);
+            }
+        }
+        Verdict::Keep
+    }
+
+    pub fn abort_all(&mut self, why: Abort) {
+        for r in &self.reqs {
+            r.ex.abort(why);
+        }
+    }
+}
+
+fn c_poll_fcgi(codec: &mut Codec) -> Option<fastcgi::Event> {
+    match codec {
+        Codec::Fastcgi(c) => c.poll_event(),
+        Codec::Scgi(_) => None,
+    }
+}
+
+fn c_poll_scgi(codec: &mut Codec) -> Option<scgi::Event> {
+    match codec {
+        Codec::Scgi(c) => c.poll_event(),
+        Codec::Fastcgi(_) => None,
+    }
+}

@@ -1,0 +1,424 @@
+//! The worker's I/O thread: one mio poll over the inherited listeners, every connection,
+//! the waker Python threads use, and the shutdown signals. It never holds the GIL.
+//!
+//! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
+//! params or body stop arriving, lingering closes), which costs O(connections) per second and
+//! nothing per request.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use tracing::{debug, info, warn};
+
+use super::conn::{Codec, Conn, Verdict};
+use super::exchange::Abort;
+use super::notify::Note;
+use super::stream::Listener;
+use super::Shared;
+use crate::config::{Protocol, Settings};
+use crate::environ::Local;
+use crate::protocol::fastcgi::{self, Capabilities};
+use crate::protocol::{scgi, Limits};
+
+const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const CONN_BASE: usize = 1 << 16;
+const TICK: Duration = Duration::from_secs(1);
+const READ_CHUNK: usize = 256 * 1024;
+
+pub struct ListenerSlot {
+    pub listener: Listener,
+    pub protocol: Protocol,
+    pub local: Arc<Local>,
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    listeners: Vec<ListenerSlot>,
+    listening: bool,
+    conns: Vec<Option<Conn>>,
+    gens: Vec<u32>,
+    free: Vec<usize>,
+    count: usize,
+    sh: Shared,
+    signals: Signals,
+    limits: Limits,
+    caps: Capabilities,
+    idle: Duration,
+    read: Duration,
+    graceful: Duration,
+    interrupt: Duration,
+    max_connections: usize,
+    deadline: Option<Instant>,
+}
+
+/// How the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every connection finished.
+    Drained,
+    /// The grace period ran out with requests still running.
+    TimedOut,
+}
+
+impl EventLoop {
+    pub fn new(
+        poll: Poll,
+        listeners: Vec<ListenerSlot>,
+        sh: Shared,
+        settings: &Settings,
+    ) -> io::Result<EventLoop> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let t = settings.timeouts;
+        let mut el = EventLoop {
+            poll,
+            listeners,
+            listening: false,
+            conns: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+            sh,
+            signals,
+            limits: settings.limits.into(),
+            caps: Capabilities {
+                max_conns: settings.max_connections,
+                max_reqs: settings.max_requests,
+                mpxs_conns: true,
+            },
+            idle: Duration::from_millis(t.idle_ms),
+            read: Duration::from_millis(t.read_ms),
+            graceful: Duration::from_millis(t.graceful_ms),
+            interrupt: Duration::from_millis(t.interrupt_ms),
+            max_connections: settings.max_connections.max(1),
+            deadline: None,
+        };
+        el.set_listening(true);
+        Ok(el)
+    }
+
+    pub fn into_shared(self) -> Shared {
+        self.sh
+    }
+
+    fn set_listening(&mut self, on: bool) {
+        if on == self.listening {
+            return;
+        }
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            let r = if on {
+                self.poll
+                    .registry()
+                    .register(&mut l.listener, Token(i), Interest::READABLE)
+            } else {
+                self.poll.registry().deregister(&mut l.listener)
+            };
+            if let Err(e) = r {
+                warn!(error = %e, "cannot change listener registration");
+            }
+        }
+        self.listening = on;
+    }
+
+    pub fn run(&mut self) -> Exit {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut notes = Vec::with_capacity(64);
+        let mut spare = Vec::new();
+        let mut next_sweep = Instant::now() + TICK;
+        loop {
+            let now = Instant::now();
+            let mut timeout = next_sweep.saturating_duration_since(now);
+            if let Some(d) = self.deadline {
+                timeout = timeout.min(d.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!(error = %e, "poll failed");
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    SIGNALS => self.on_signals(),
+                    Token(i) if i < CONN_BASE => self.accept(i),
+                    Token(t) => {
+                        let slot = t - CONN_BASE;
+                        let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+                            continue;
+                        };
+                        let mut verdict = Verdict::Keep;
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            verdict = conn.on_readable(&mut self.sh, &mut buf);
+                        }
+                        if verdict == Verdict::Keep && (ev.is_writable() || ev.is_write_closed()) {
+                            verdict = conn.after_progress(&mut self.sh);
+                        }
+                        self.settle(slot, verdict);
+                    }
+                }
+            }
+            self.sh.notifier.drain(&mut notes);
+            for note in notes.drain(..) {
+                self.on_note(note, &mut buf, &mut spare);
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + TICK;
+            }
+            if self.deadline.is_some() {
+                self.close_idle();
+                if self.count == 0 {
+                    return Exit::Drained;
+                }
+                if self.deadline.is_some_and(|d| now >= d) {
+                    warn!(
+                        connections = self.count,
+                        "grace period over; abandoning requests still running"
+                    );
+                    for slot in 0..self.conns.len() {
+                        if let Some(c) = self.conns[slot].as_mut() {
+                            c.abort_all(Abort::Shutdown);
+                            self.close(slot);
+                        }
+                    }
+                    return Exit::TimedOut;
+                }
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut grace = None;
+        for sig in self.signals.pending() {
+            let g = if sig == SIGINT {
+                self.interrupt
+            } else {
+                self.graceful
+            };
+            grace = Some(grace.map_or(g, |x: Duration| x.min(g)));
+            info!(
+                signal = if sig == SIGINT { "SIGINT" } else { "SIGTERM" },
+                "stopping: no new connections, finishing requests in flight"
+            );
+        }
+        let Some(grace) = grace else { return };
+        let d = Instant::now() + grace;
+        self.deadline = Some(self.deadline.map_or(d, |x| x.min(d)));
+        self.sh.stopping = true;
+        self.set_listening(false);
+        self.listeners.clear();
+        for c in self.conns.iter_mut().flatten() {
+            c.close_after_flush = true;
+        }
+        self.close_idle();
+    }
+
+    /// While stopping: close connections with nothing in flight.
+    fn close_idle(&mut self) {
+        for slot in 0..self.conns.len() {
+            let idle = match &self.conns[slot] {
+                Some(c) => c.reqs.is_empty() && !c.mid_request() && c.pending_write() == 0,
+                None => false,
+            };
+            if idle {
+                self.close(slot);
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            if self.count >= self.max_connections {
+                warn!(
+                    max_connections = self.max_connections,
+                    "connection limit reached; not accepting until one closes"
+                );
+                self.set_listening(false);
+                return;
+            }
+            let Some(l) = self.listeners.get(i) else {
+                return;
+            };
+            let stream = match l.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and try again on the next readiness.
+                    warn!(error = %e, "accept failed");
+                    return;
+                }
+            };
+            let codec = match l.protocol {
+                Protocol::Fastcgi => {
+                    Codec::Fastcgi(fastcgi::Connection::new(self.limits, self.caps))
+                }
+                Protocol::Scgi => Codec::Scgi(scgi::Connection::new(self.limits)),
+            };
+            let local = l.local.clone();
+            let slot = match self.free.pop() {
+                Some(s) => s,
+                None => {
+                    self.conns.push(None);
+                    self.gens.push(0);
+                    self.conns.len() - 1
+                }
+            };
+            let key = (slot, self.gens[slot]);
+            let mut conn = Conn::new(stream, key, codec, local);
+            if let Err(e) = self.poll.registry().register(
+                &mut conn.stream,
+                Token(CONN_BASE + slot),
+                Interest::READABLE,
+            ) {
+                warn!(error = %e, "cannot register connection");
+                self.free.push(slot);
+                continue;
+            }
+            conn.interest = Some((true, false));
+            self.conns[slot] = Some(conn);
+            self.count += 1;
+        }
+    }
+
+    fn on_note(&mut self, note: Note, buf: &mut [u8], spare: &mut Vec<u8>) {
+        match note {
+            Note::Output {
+                conn: (slot, gen),
+                id,
+            } => {
+                if self.gens.get(slot) != Some(&gen) {
+                    return;
+                }
+                let Some(c) = self.conns[slot].as_mut() else {
+                    return;
+                };
+                c.pull_output(&mut self.sh, id, spare);
+                let v = c.after_progress(&mut self.sh);
+                self.settle(slot, v);
+            }
+            Note::ResumeReading { conn: (slot, gen) } => {
+                if self.gens.get(slot) != Some(&gen) {
+                    return;
+                }
+                let Some(c) = self.conns[slot].as_mut() else {
+                    return;
+                };
+                if c.read_paused && !c.reqs.iter().any(|r| r.ex.input_paused()) {
+                    c.read_paused = false;
+                    // Edge-triggered readiness may have fired while paused: read now.
+                    let v = c.on_readable(&mut self.sh, buf);
+                    self.settle(slot, v);
+                }
+            }
+        }
+    }
+
+    /// Applies a verdict: close, or bring the registered interest up to date.
+    fn settle(&mut self, slot: usize, verdict: Verdict) {
+        if verdict == Verdict::Close {
+            self.close(slot);
+            return;
+        }
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let want = c.wanted_interest();
+        if c.interest == Some(want) {
+            return;
+        }
+        let reg = self.poll.registry();
+        let token = Token(CONN_BASE + slot);
+        let res = match (want, c.interest.is_some()) {
+            ((false, false), true) => reg.deregister(&mut c.stream).map(|_| None),
+            ((false, false), false) => Ok(None),
+            ((r, w), registered) => {
+                let i = match (r, w) {
+                    (true, true) => Interest::READABLE | Interest::WRITABLE,
+                    (true, false) => Interest::READABLE,
+                    _ => Interest::WRITABLE,
+                };
+                let res = if registered {
+                    reg.reregister(&mut c.stream, token, i)
+                } else {
+                    reg.register(&mut c.stream, token, i)
+                };
+                res.map(|_| Some((r, w)))
+            }
+        };
+        match res {
+            Ok(i) => c.interest = i,
+            Err(e) => {
+                warn!(error = %e, "cannot update connection registration");
+                self.close(slot);
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(|c| c.take()) else {
+            return;
+        };
+        if c.interest.is_some() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        if !c.reqs.is_empty() {
+            c.abort_all(Abort::Disconnected);
+            self.sh.requests = self.sh.requests.saturating_sub(c.reqs.len());
+        }
+        self.gens[slot] = self.gens[slot].wrapping_add(1);
+        self.free.push(slot);
+        self.count -= 1;
+        if !self.listening && !self.sh.stopping && self.count < self.max_connections {
+            self.set_listening(true);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_mut() else {
+                continue;
+            };
+            if let Some(d) = c.lingering {
+                if now >= d {
+                    self.close(slot);
+                }
+                continue;
+            }
+            let idle_conn = c.reqs.is_empty() && !c.mid_request() && c.pending_write() == 0;
+            if idle_conn {
+                if now.duration_since(c.last_active) > self.idle {
+                    debug!("closing idle connection");
+                    self.close(slot);
+                }
+                continue;
+            }
+            if c.read_paused || c.peer_eof || now.duration_since(c.last_read) <= self.read {
+                continue;
+            }
+            if c.mid_request() && c.reqs.is_empty() {
+                warn!(
+                    read_timeout_ms = self.read.as_millis() as u64,
+                    "read timeout: request params incomplete; closing connection"
+                );
+                self.close(slot);
+                continue;
+            }
+            for r in &c.reqs {
+                if !r.ex.input_complete() {
+                    warn!(id = r.id, "read timeout: request body stopped arriving");
+                    r.ex.fail_input(Abort::ReadTimeout);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The state one request shares between the I/O thread and the Python thread running it.
+//!
+//! Request body bytes flow I/O → Python through a bounded queue (`input_buffer` bytes; past
+//! that the I/O thread stops reading from the connection). Response bytes, already framed
+//! for the connection's protocol, flow Python → I/O through a buffer bounded by
+//! `output_buffer` bytes: past that the Python thread waits, detached from the interpreter,
+//! so a slow client pauses the app instead of growing memory. An abort (FCGI_ABORT_REQUEST,
+//! a connection gone, a timeout, a broken limit) wakes every waiter.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::notify::Notifier;
+
+/// Why a request can no longer be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// FCGI_ABORT_REQUEST from the front end: END_REQUEST is still owed.
+    Requested,
+    /// The connection is gone: nothing more can be written.
+    Disconnected,
+    /// No body bytes arrived within the read timeout.
+    ReadTimeout,
+    /// The body broke `max_body`.
+    BodyTooLarge,
+    /// The worker is stopping and the grace period ran out.
+    Shutdown,
+}
+
+impl Abort {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Abort::Requested => "aborted by the front end",
+            Abort::Disconnected => "connection closed",
+            Abort::ReadTimeout => "request body read timeout",
+            Abort::BodyTooLarge => "request body larger than max_body",
+            Abort::Shutdown => "worker shutting down",
+        }
+    }
+}
+
+/// How the I/O thread should end the request once its output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Output complete (it includes END_REQUEST for FastCGI).
+    Complete,
+    /// The app failed after headers were sent: the response must look broken to the front
+    /// end, so the connection is closed without ending the request cleanly.
+    Broken,
+}
+
+#[derive(Default)]
+struct State {
+    input: VecDeque<Vec<u8>>,
+    input_offset: usize,
+    input_buffered: usize,
+    input_eof: bool,
+    /// The I/O thread stopped reading this connection because `input_buffered` is high.
+    input_paused: bool,
+    output: Vec<u8>,
+    ending: Option<Ending>,
+    /// The I/O thread has this exchange in its pending queue already.
+    queued: bool,
+    /// Nothing more can be written (the front end aborted or is gone).
+    abort: Option<Abort>,
+    /// Nothing more can be read (timeout, body limit); the response may still be written.
+    input_error: Option<Abort>,
+}
+
+pub struct Exchange {
+    /// Connection slot and generation, so a notification for a closed connection whose
+    /// slot was reused is recognised as stale.
+    pub conn: (usize, u32),
+    /// FastCGI request id (0 for SCGI).
+    pub id: u16,
+    state: Mutex<State>,
+    cond: Condvar,
+    notifier: Arc<Notifier>,
+    input_limit: usize,
+    output_limit: usize,
+}
+
+/// Outcome of a wait for body bytes.
+pub enum Input {
+    Data(Vec<u8>),
+    Eof,
+    Aborted(Abort),
+}
+
+impl Exchange {
+    pub fn new(
+        conn: (usize, u32),
+        id: u16,
+        notifier: Arc<Notifier>,
+        input_limit: usize,
+        output_limit: usize,
+    ) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            conn,
+            id,
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+            notifier,
+            input_limit: input_limit.max(1),
+            output_limit: output_limit.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a thread panicked while holding it; the state is plain
+        // data and stays consistent for our purposes.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cond.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- I/O thread side -------------------------------------------------------------
+
+    /// Queues body bytes. Returns true when the buffer is over its limit and the I/O thread
+    /// should stop reading the connection until `input_resumable`.
+    pub fn push_input(&self, data: Vec<u8>) -> bool {
+        let mut g = self.lock();
+        if g.abort.is_some() || g.ending.is_some() {
+            return false;
+        }
+        g.input_buffered += data.len();
+        g.input.push_back(data);
+        let over = g.input_buffered > self.input_limit;
+        if over {
+            g.input_paused = true;
+        }
+        drop(g);
+        self.cond.notify_all();
+        over
+    }
+
+    pub fn end_input(&self) {
+        self.lock().input_eof = true;
+        self.cond.notify_all();
+    }
+
+    /// True while this exchange holds the connection's reads paused.
+    pub fn input_paused(&self) -> bool {
+        self.lock().input_paused
+    }
+
+    pub fn input_complete(&self) -> bool {
+        let g = self.lock();
+        g.input_eof || g.abort.is_some() || g.input_error.is_some() || g.ending.is_some()
+    }
+
+    /// Fails further reads of the body; the app may still answer (e.g. with 413 or 408).
+    pub fn fail_input(&self, why: Abort) {
+        let mut g = self.lock();
+        if g.input_error.is_none() {
+            g.input_error = Some(why);
+        }
+        g.input.clear();
+        g.input_buffered = 0;
+        drop(g);
+        self.cond.notify_all();
+    }
+
+    /// The input failure, if any (for the response the app's error turns into).
+    pub fn input_error(&self) -> Option<Abort> {
+        self.lock().input_error
+    }
+
+    pub fn abort(&self, why: Abort) {
+        let mut g = self.lock();
+        if g.abort.is_none() {
+            g.abort = Some(why);
+        }
+        g.input.clear();
+        g.input_buffered = 0;
+        g.output.clear(); // whole records only: nothing partial is ever left in this buffer
+        drop(g);
+        self.cond.notify_all();
+    }
+
+    /// The request's last output was handed over (`finish_with` was called).
+    pub fn is_finished(&self) -> bool {
+        self.lock().ending.is_some()
+    }
+
+    pub fn aborted(&self) -> Option<Abort> {
+        self.lock().abort
+    }
+
+    /// Takes the framed output written so far (swapping in `spare` to reuse allocations)
+    /// and whether the request has ended. Wakes the Python thread if it waits for room.
+    pub fn take_output(&self, spare: &mut Vec<u8>) -> Option<Ending> {
+        let mut g = self.lock();
+        g.queued = false;
+        spare.clear();
+        std::mem::swap(&mut g.output, spare);
+        let ending = g.ending;
+        drop(g);
+        self.cond.notify_all();
+        ending
+    }
+
+    // ---- Python thread side (call these detached from the interpreter) ----------------
+
+    /// Waits for body bytes; returns at most `max` bytes.
+    pub fn read_input(&self, max: usize) -> Input {
+        let mut g = self.lock();
+        loop {
+            if let Some(a) = g.abort.or(g.input_error) {
+                return Input::Aborted(a);
+            }
+            if let Some(front) = g.input.front() {
+                let off = g.input_offset;
+                let avail = front.len() - off;
+                let data = if off == 0 && avail <= max {
+                    g.input_offset = 0;
+                    g.input.pop_front().unwrap_or_default()
+                } else {
+                    let n = avail.min(max);
+                    let chunk = front[off..off + n].to_vec();
+                    if n == avail {
+                        g.input.pop_front();
+                        g.input_offset = 0;
+                    } else {
+                        g.input_offset += n;
+                    }
+                    chunk
+                };
+                g.input_buffered -= data.len();
+                let resume = g.input_paused && g.input_buffered <= self.input_limit / 2;
+                if resume {
+                    g.input_paused = false;
+                }
+                drop(g);
+                if resume {
+                    self.notifier.resume_reading(self.conn);
+                }
+                return Input::Data(data);
+            }
+            if g.input_eof {
+                return Input::Eof;
+            }
+            g = self.wait(g);
+        }
+    }
+
+    /// Appends framed output produced by `f` directly into the shared buffer. Returns
+    /// Ok(true) when the buffer is now over its limit and the caller should `wait_room`
+    /// (detached from the interpreter). Err when the request was aborted.
+    pub fn append(&self, f: impl FnOnce(&mut Vec<u8>)) -> Result<bool, Abort> {
+        let mut g = self.lock();
+        if let Some(a) = g.abort {
+            return Err(a);
+        }
+        f(&mut g.output);
+        self.schedule(&mut g);
+        Ok(g.output.len() > self.output_limit)
+    }
+
+    /// Waits until the output buffer is back under its limit.
+    pub fn wait_room(&self) -> Result<(), Abort> {
+        let mut g = self.lock();
+        loop {
+            if let Some(a) = g.abort {
+                return Err(a);
+            }
+            if g.output.len() <= self.output_limit {
+                return Ok(());
+            }
+            g = self.wait(g);
+        }
+    }
+
+    /// Appends the last output (even after an abort: FastCGI still owes END_REQUEST after
+    /// FCGI_ABORT_REQUEST, §5.4) and ends the request.
+    pub fn finish_with(&self, ending: Ending, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut g = self.lock();
+        f(&mut g.output);
+        g.ending = Some(ending);
+        self.schedule(&mut g);
+    }
+
+    fn schedule(self: &Exchange, g: &mut MutexGuard<'_, State>) {
+        if !g.queued {
+            g.queued = true;
+            self.notifier.output_ready(self.conn, self.id);
+        }
+    }
+}

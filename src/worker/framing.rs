@@ -1,0 +1,42 @@
+//! Frames response bytes for the connection's protocol: FastCGI STDOUT records and
+//! END_REQUEST (FastCGI §5.3, §5.5), or the raw CGI response stream for SCGI (SCGI §3: the
+//! response is written as is and the connection closed).
+
+use crate::protocol::fastcgi::{self, ProtocolStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Fastcgi { id: u16 },
+    Scgi,
+}
+
+impl Framing {
+    /// Appends response bytes (CGI headers or body) framed for the wire.
+    pub fn body(self, data: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Framing::Fastcgi { id } => fastcgi::encode_stdout(id, data, out),
+            Framing::Scgi => out.extend_from_slice(data),
+        }
+    }
+
+    /// Appends what ends the response (FastCGI: empty STDOUT + END_REQUEST; SCGI: nothing,
+    /// the connection close ends it).
+    pub fn end(self, app_status: u32, out: &mut Vec<u8>) {
+        if let Framing::Fastcgi { id } = self {
+            fastcgi::encode_end_request(id, app_status, ProtocolStatus::RequestComplete, out);
+        }
+    }
+
+    /// A complete short plain-text response from wsgid itself (errors, 404 outside the mount).
+    pub fn simple_response(self, status: &str, text: &str, out: &mut Vec<u8>) {
+        let head = format!(
+            "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            text.len()
+        );
+        let mut whole = Vec::with_capacity(head.len() + text.len());
+        whole.extend_from_slice(head.as_bytes());
+        whole.extend_from_slice(text.as_bytes());
+        self.body(&whole, out);
+        self.end(0, out);
+    }
+}

@@ -1,0 +1,133 @@
+//! A worker process: sets up Python, loads the app, adopts the listeners the master passed
+//! down, then runs the I/O thread (`event_loop`) and the Python threads (`pool`) until a
+//! signal tells it to stop.
+
+mod conn;
+mod event_loop;
+pub mod exchange;
+pub mod framing;
+mod notify;
+pub mod pool;
+mod stream;
+
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mio::{Poll, Waker};
+use tracing::{error, info, warn};
+
+use crate::config::WorkerSpec;
+use crate::environ::Local;
+use crate::python;
+use event_loop::{EventLoop, Exit, ListenerSlot};
+use notify::Notifier;
+use pool::Pool;
+
+/// Exit status of a worker whose Python or app failed to load (the master does not
+/// respawn it in a tight loop).
+pub const EXIT_LOAD_FAILED: u8 = 3;
+
+/// What the I/O thread and its connections share.
+pub struct Shared {
+    pub pool: Pool,
+    pub notifier: Arc<Notifier>,
+    /// Requests handed to Python threads and not finished.
+    pub requests: usize,
+    pub max_requests: usize,
+    pub input_buffer: usize,
+    pub output_buffer: usize,
+    pub stopping: bool,
+}
+
+pub fn run(spec: WorkerSpec) -> ExitCode {
+    let s = &spec.settings;
+    if let Some(dir) = &s.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            error!("cannot chdir to {}: {e}", dir.display());
+            return ExitCode::from(EXIT_LOAD_FAILED);
+        }
+    }
+    raise_nofile_limit();
+    if let Err(msg) = python::init(s) {
+        error!("{msg}");
+        return ExitCode::from(EXIT_LOAD_FAILED);
+    }
+    let app = match python::App::load(s) {
+        Ok(app) => Arc::new(app),
+        Err(msg) => {
+            error!("cannot load the application {:?}:\n{msg}", s.app);
+            return ExitCode::from(EXIT_LOAD_FAILED);
+        }
+    };
+    if spec.check_only {
+        info!("application {:?} loaded: OK", s.app);
+        python::finish();
+        return ExitCode::SUCCESS;
+    }
+    match serve(&spec, app) {
+        Ok(exit) => {
+            if exit == Exit::Drained {
+                python::finish();
+            }
+            info!("worker {} stopped", spec.index);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("worker {} failed: {e}", spec.index);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(spec: &WorkerSpec, app: Arc<python::App>) -> std::io::Result<Exit> {
+    let s = &spec.settings;
+    let mut listeners = Vec::with_capacity(spec.listeners.len());
+    for l in &spec.listeners {
+        listeners.push(ListenerSlot {
+            listener: stream::Listener::from_fd(l.fd)?,
+            protocol: l.protocol,
+            local: Arc::new(Local::from_listen(&l.addr)),
+        });
+    }
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), mio::Token(usize::MAX - 1))?;
+    let notifier = Arc::new(Notifier::new(waker));
+    let pool = Pool::start(s.threads, s.max_requests, app)?;
+    let shared = Shared {
+        pool,
+        notifier,
+        requests: 0,
+        max_requests: s.max_requests,
+        input_buffer: s.input_buffer,
+        output_buffer: s.output_buffer,
+        stopping: false,
+    };
+    let mut el = EventLoop::new(poll, listeners, shared, s)?;
+    if let Some(fd) = spec.ready_fd {
+        // SAFETY: the master created this pipe's write end for this worker alone and passed
+        // its number in the spec; we take sole ownership and close it after one write.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let Err(e) = f.write_all(b"R") {
+            warn!("cannot tell the master we are ready: {e}");
+        }
+    }
+    info!(worker = spec.index, threads = s.threads, "worker ready");
+    let exit = el.run();
+    if exit == Exit::Drained {
+        el.into_shared().pool.join();
+    }
+    Ok(exit)
+}
+
+/// Many idle keep-alive connections need many descriptors: raise the soft limit to the
+/// hard one.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}

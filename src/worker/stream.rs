@@ -1,0 +1,130 @@
+//! Listening sockets a worker inherits and the connections they accept, TCP or Unix, behind
+//! one type each so the event loop does not care which.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{FromRawFd, RawFd};
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Adopts an inherited listening socket.
+    ///
+    /// The master passes each listener's descriptor number in the worker spec; ownership is
+    /// transferred to this process at exec, and each number is adopted exactly once.
+    pub fn from_fd(fd: RawFd) -> io::Result<Listener> {
+        let domain = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(fd)
+            .map_err(io::Error::from)?;
+        let is_unix = domain.as_unix_addr().is_some();
+        // SAFETY: `fd` is an open listening socket handed to us by the master (or the
+        // process that spawned us, e.g. FCGI_LISTENSOCK_FILENO); nothing else in this process
+        // owns it, so wrapping it transfers sole ownership to the returned listener.
+        let listener = unsafe {
+            if is_unix {
+                let l = std::os::unix::net::UnixListener::from_raw_fd(fd);
+                l.set_nonblocking(true)?;
+                Listener::Unix(UnixListener::from_std(l))
+            } else {
+                let l = std::net::TcpListener::from_raw_fd(fd);
+                l.set_nonblocking(true)?;
+                Listener::Tcp(TcpListener::from_std(l))
+            }
+        };
+        Ok(listener)
+    }
+
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok(Stream::Tcp(s))
+            }
+            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
+        }
+    }
+}
+
+impl Source for Listener {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.register(r, t, i),
+            Listener::Unix(l) => l.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.reregister(r, t, i),
+            Listener::Unix(l) => l.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.deregister(r),
+            Listener::Unix(l) => l.deregister(r),
+        }
+    }
+}
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
