@@ -5,14 +5,16 @@
 //! split in its stock setup, some repeat params, some send forbidden or dangerous ones and
 //! some leave required ones empty (shared/frontends/README.md "Findings"). This module
 //! repairs all that with pure byte handling, no Python: the Python layer turns each name and
-//! value into a latin-1 `str` (PEP 3333 "Unicode Issues"), so bytes 0x80-0xff pass through
-//! untouched.
+//! value into a latin-1 `str` (PEP 3333, the section on Unicode), so bytes 0x80-0xff pass
+//! through untouched.
 //!
 //! The rules, in the order [`build`] applies them:
-//! 1. Dropped: `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH` (PEP 3333: "the environ must
-//!    not contain the keys HTTP_CONTENT_TYPE or HTTP_CONTENT_LENGTH"; nginx sends both) and
-//!    `HTTP_PROXY` (the "httpoxy" hole: a `Proxy:` request header would pose as the proxy
-//!    setting of libraries that read it from the environment; nginx passes it).
+//! 1. Dropped: `HTTP_CONTENT_TYPE` and `HTTP_CONTENT_LENGTH` (RFC 3875 §4.1.18: header
+//!    fields "available to the script in other variables, such as 'Content-Length' and
+//!    'Content-Type'" SHOULD be removed; PEP 3333 defines only CONTENT_TYPE/CONTENT_LENGTH
+//!    for them and `wsgiref.validate` rejects an environ with the HTTP_ copies; nginx sends
+//!    both) and `HTTP_PROXY` (the "httpoxy" hole: a `Proxy:` request header would pose as
+//!    the proxy setting of libraries that read it from the environment; nginx passes it).
 //! 2. Repeated names keep the position of their first occurrence. A repeated `HTTP_*`
 //!    request header is joined in arrival order with ", " (RFC 9110 §5.3), `HTTP_COOKIE`
 //!    with "; " (RFC 6265 §5.4), which is what Apache and lighttpd already do and nginx
@@ -25,8 +27,9 @@
 //!    cannot move the application's root with a request header.
 //! 4. Required variables (PEP 3333): REQUEST_METHOD must be non-empty (else 400);
 //!    SERVER_NAME/SERVER_PORT must be non-empty (fallbacks: Host header, then the listening
-//!    address); SERVER_PROTOCOL defaults to "HTTP/1.0" (RFC 3875 §4.1.16 default for a
-//!    request line without a version) and QUERY_STRING to "" (RFC 3875 §4.1.7).
+//!    address); SERVER_PROTOCOL, which RFC 3875 §4.1.16 says MUST be set, defaults to
+//!    "HTTP/1.0" (the version §4.1.16 has scripts assume for "INCLUDED" requests); and
+//!    QUERY_STRING to "" (RFC 3875 §4.1.7: "MUST be defined as an empty string").
 //! 5. CONTENT_LENGTH/CONTENT_TYPE: PEP 3333 allows them to be absent or empty; empty ones
 //!    are left out (nginx FastCGI sends CONTENT_LENGTH '' on a GET). A CONTENT_LENGTH that
 //!    is not decimal is a bad request, since it frames `wsgi.input`.
@@ -185,8 +188,9 @@ pub fn build<'a>(params: &'a Params, mount: &str, local: &Local) -> Result<Envir
         None | Some(b"") => None,
         Some(v) => Some(parse_decimal(v).ok_or(Reject::BadRequest("invalid CONTENT_LENGTH"))?),
     };
-    // Apache mod_ssl and nginx send HTTPS=on (nginx also "1" via `$https` in some setups);
-    // nginx's params also send REQUEST_SCHEME.
+    // Apache mod_ssl, lighttpd and nginx (`$https`) send HTTPS=on; some servers send "1".
+    // nginx's and lighttpd's params also send REQUEST_SCHEME. HTTP_* headers such as
+    // X-Forwarded-Proto are not trusted here.
     let https = cgi
         .https
         .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
@@ -221,8 +225,8 @@ pub fn build<'a>(params: &'a Params, mount: &str, local: &Local) -> Result<Envir
         server_protocol: None,
         query_string_seen: false,
     };
-    // RFC 3875 §4.1.16: a request without a version is HTTP/1.0 ("HTTP/0.9" is not used
-    // by any front end that speaks FastCGI or SCGI).
+    // RFC 3875 §4.1.16: SERVER_PROTOCOL MUST be set; without one, assume HTTP/1.0 (the
+    // version §4.1.16 prescribes for "INCLUDED" requests, and the most conservative one).
     out.server_protocol = Some(match cgi.server_protocol {
         Some(v) if !v.is_empty() => Cow::Borrowed(v),
         _ => Cow::Borrowed(b"HTTP/1.0"),

@@ -176,9 +176,8 @@ impl Connection {
                         self.start_request(params, content_length)?;
                     } else {
                         let take = (len - self.buf.len()).min(data.len());
-                        if self.buf.is_empty() {
-                            self.buf.reserve_exact(len);
-                        }
+                        // Grows with what arrives, so a peer that announces a long header
+                        // and stalls holds no more memory than it sent.
                         self.buf.extend_from_slice(&data[..take]);
                         data = &data[take..];
                         if self.buf.len() == len {

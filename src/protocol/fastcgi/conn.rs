@@ -13,8 +13,9 @@ use std::mem;
 use super::{
     encode_end_record, encode_header, write_name_value, Capabilities, Header, PairHeader, Pairs,
     ProtocolError, ProtocolStatus, ABORT_REQUEST, BEGIN_REQUEST, DATA, END_REQUEST, GET_VALUES,
-    GET_VALUES_RESULT, HEADER_LEN, KEEP_CONN, MAX_CONNS_NAME, MAX_REQS_NAME, MPXS_CONNS_NAME,
-    NULL_REQUEST_ID, PARAMS, RESPONDER, STDERR, STDIN, STDOUT, UNKNOWN_TYPE, VERSION_1,
+    GET_VALUES_RESULT, HEADER_LEN, KEEP_CONN, MAX_CONNS_NAME, MAX_CONTENT, MAX_REQS_NAME,
+    MPXS_CONNS_NAME, NULL_REQUEST_ID, PARAMS, RESPONDER, STDERR, STDIN, STDOUT, UNKNOWN_TYPE,
+    VERSION_1,
 };
 use crate::protocol::{LimitKind, Limits, Params};
 
@@ -162,7 +163,9 @@ impl Req {
                     self.check(&h, limits)?;
                     let total = h.total();
                     if rest.len() < total {
-                        self.carry.reserve(total);
+                        // Grow with the data actually received, not with what a length
+                        // field merely declares.
+                        self.carry.reserve(total.min(MAX_CONTENT));
                         self.carry.extend_from_slice(rest);
                         return Ok(());
                     }

@@ -1,8 +1,8 @@
 //! FastCGI 1.0 codec: record framing, name/value pairs, and the constants of FastCGI §8.
 //!
-//! The application side lives in [`conn`] (decoding what a front end sends, as a
-//! [`Connection`] state machine) and [`encode`] (the STDOUT/STDERR/END_REQUEST records the
-//! application sends back). [`client`] is the front-end side (encoding requests, decoding
+//! The application side is `conn` (decoding what a front end sends, as a [`Connection`]
+//! state machine) and `encode` (the STDOUT/STDERR/END_REQUEST records the application sends
+//! back: [`encode_stdout`], [`encode_stderr`], [`encode_end_request`]). [`client`] is the front-end side (encoding requests, decoding
 //! responses), used by the load client, the benchmarks and the property tests.
 //!
 //! Everything here is sans-I/O: bytes in, events and bytes out.
