@@ -136,6 +136,53 @@ mod tests {
         }
     }
 
+    /// The example configuration sets every key, and the manual pages document every key
+    /// and option: a new option cannot be added without its documentation.
+    #[test]
+    fn example_and_manuals_cover_every_key() {
+        let c = FileConfig::parse(include_str!("../../conf.d/wsgid.toml")).unwrap();
+        let set = [
+            c.app.is_some(),
+            c.fastcgi.is_some(),
+            c.scgi.is_some(),
+            c.processes.is_some(),
+            c.threads.is_some(),
+            c.mount.is_some(),
+            c.socket_mode.is_some(),
+            c.chdir.is_some(),
+            c.pythonpath.is_some(),
+            c.virtualenv.is_some(),
+            c.env.is_some(),
+            c.max_params_bytes.is_some(),
+            c.max_params.is_some(),
+            c.max_scgi_header.is_some(),
+            c.max_body.is_some(),
+            c.idle_timeout.is_some(),
+            c.read_timeout.is_some(),
+            c.graceful_timeout.is_some(),
+            c.interrupt_timeout.is_some(),
+            c.max_connections.is_some(),
+            c.max_requests.is_some(),
+            c.output_buffer.is_some(),
+            c.input_buffer.is_some(),
+            c.log_level.is_some(),
+        ];
+        assert!(set.iter().all(|&b| b), "{set:?}");
+
+        let man8 = include_str!("../../man/wsgid.8");
+        let man5 = include_str!("../../man/wsgid.toml.5");
+        let command = <super::super::cli::Cli as clap::CommandFactory>::command();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
+            assert!(man8.contains(&roff), "wsgid.8 does not document --{long}");
+            if !matches!(long, "config" | "check" | "help" | "version") {
+                let key = format!(".BR {} ", long.replace('-', "_"));
+                assert!(man5.contains(&key), "wsgid.toml.5 does not document {long}");
+            }
+        }
+    }
+
     #[test]
     fn load_names_the_file() {
         let dir = tempfile::tempdir().unwrap();

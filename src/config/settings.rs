@@ -15,6 +15,11 @@ use crate::protocol::Limits;
 /// what makes the binary run as a worker; the worker removes it from its environment.
 pub const WORKER_SPEC_ENV: &str = "WSGID_WORKER_SPEC";
 
+/// Exit status of a worker whose application or Python setup failed to load. Fatal while
+/// wsgid starts (so `wsgid badmodule:app` fails at once); later the worker is replaced with
+/// backoff. 0 is a clean exit; any other status or a signal is a crash.
+pub const EXIT_APP_LOAD_FAILED: u8 = 3;
+
 /// Gateway protocol of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

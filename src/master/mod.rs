@@ -1,1 +1,100 @@
-//! Supervision of worker processes.
+//! The master process: opens the listeners, starts and supervises the workers, handles
+//! signals. It never initialises Python.
+//!
+//! `run` serves; `check` starts one worker that loads the application and exits (`--check`).
+//! Exit statuses: `EXIT_OK` after a clean stop, `EXIT_FAILURE` when a listener cannot be
+//! opened or a worker fails before it is ready, `EXIT_USAGE` for configuration errors.
+
+pub mod backoff;
+pub mod listeners;
+pub mod notify;
+pub mod signals;
+pub mod spawn;
+pub mod supervise;
+
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitStatus};
+
+use crate::config::{Settings, WorkerSpec};
+use listeners::ActivationEnv;
+use signals::Signals;
+use supervise::{describe, Supervisor};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// Serves `settings` until SIGTERM or SIGINT. With no listener configured, uses one passed
+/// in on fd 0 or by systemd socket activation.
+pub fn run(mut settings: Settings) -> ExitCode {
+    if settings.listen.is_empty() {
+        match listeners::detect_inherited(&ActivationEnv::from_process()) {
+            Ok(found) if !found.is_empty() => settings.listen = found,
+            Ok(_) => {
+                tracing::error!("no listener: give --fastcgi or --scgi");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    // Listeners first: inherited descriptor numbers must be checked before the master
+    // opens descriptors of its own.
+    let listeners = match listeners::open_all(&settings.listen, settings.socket_mode) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    ExitCode::from(Supervisor::new(settings, listeners, signals).run())
+}
+
+/// `--check`: starts one worker that loads the application without serving, and reports.
+pub fn check(settings: Settings) -> ExitCode {
+    let spec = WorkerSpec {
+        settings,
+        listeners: Vec::new(),
+        index: 0,
+        ready_fd: None,
+        check_only: true,
+    };
+    let spawned = match spawn::spawn_worker(spec, false) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration check failed: cannot start a worker: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    loop {
+        match waitpid(spawned.pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => {
+                println!("configuration OK");
+                return ExitCode::from(EXIT_OK);
+            }
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                eprintln!(
+                    "configuration check failed: the worker {}",
+                    describe(status)
+                );
+                return ExitCode::from(EXIT_FAILURE);
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                eprintln!("configuration check failed: waitpid: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    }
+}

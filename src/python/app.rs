@@ -143,7 +143,9 @@ fn import_app<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyAny>> {
         Some((t, a)) if !a.is_empty() && !a.contains('/') => (t, a),
         _ => (spec, "application"),
     };
-    let module = if target.ends_with(".py") || target.ends_with(".wsgi") || target.contains('/') {
+    // The configuration resolves script files to absolute paths; anything else is a dotted
+    // module name (Django's `mysite.wsgi` is a module, not a file).
+    let module = if target.contains('/') {
         load_file(py, Path::new(target))?
     } else {
         py.import(target)?.into_any()
