@@ -1,0 +1,261 @@
+//! Test harness shared by the integration tests: starts the real `wsgid` binary on free
+//! loopback ports (or Unix sockets), waits until it accepts connections, captures its log,
+//! and stops it on drop. Protocol clients and front-end helpers live in the submodules.
+#![allow(dead_code)]
+
+pub mod fcgi;
+pub mod frontend;
+pub mod scgi;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The virtualenv with the test dependencies (Django, Flask): $WSGID_TEST_VENV or ./.venv.
+pub fn venv() -> PathBuf {
+    match std::env::var_os("WSGID_TEST_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"),
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "wsgid-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    /// "127.0.0.1:PORT" of the first FastCGI listener, if any.
+    pub fcgi: Option<String>,
+    /// "127.0.0.1:PORT" of the first SCGI listener, if any.
+    pub scgi: Option<String>,
+    log_path: PathBuf,
+}
+
+pub struct Builder {
+    app: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    cwd: PathBuf,
+    fcgi: Option<String>,
+    scgi: Option<String>,
+    wait_for: Vec<String>,
+}
+
+impl Daemon {
+    /// A daemon serving `app` (e.g. "validated:application" from fixtures/), run from the
+    /// fixtures folder.
+    pub fn builder(app: &str) -> Builder {
+        Builder {
+            app: app.to_string(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            cwd: fixtures(),
+            fcgi: None,
+            scgi: None,
+            wait_for: Vec::new(),
+        }
+    }
+
+    /// FastCGI + SCGI on free ports, default settings.
+    pub fn start(app: &str) -> Daemon {
+        Daemon::builder(app).fastcgi().scgi().start()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (or panics after `secs`).
+    pub fn wait_log(&self, needle: &str, secs: u64) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            if Instant::now() > end {
+                panic!("log never contained {needle:?}; log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `sig` to the master and waits for it to exit (panics after `secs`).
+    pub fn stop_with(&mut self, sig: nix::sys::signal::Signal, secs: u64) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon already stopped");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = child.try_wait().expect("wait for wsgid") {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("wsgid did not exit within {secs}s of {sig:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Builder {
+    pub fn arg(mut self, a: &str) -> Builder {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn args(mut self, a: &[&str]) -> Builder {
+        self.args.extend(a.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Builder {
+        self.envs.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn cwd(mut self, d: &Path) -> Builder {
+        self.cwd = d.to_path_buf();
+        self
+    }
+
+    /// Listen for FastCGI on a free loopback port.
+    pub fn fastcgi(mut self) -> Builder {
+        let a = format!("127.0.0.1:{}", free_port());
+        self.args.push("--fastcgi".into());
+        self.args.push(a.clone());
+        self.wait_for.push(a.clone());
+        self.fcgi.get_or_insert(a);
+        self
+    }
+
+    /// Listen for SCGI on a free loopback port.
+    pub fn scgi(mut self) -> Builder {
+        let a = format!("127.0.0.1:{}", free_port());
+        self.args.push("--scgi".into());
+        self.args.push(a.clone());
+        self.wait_for.push(a.clone());
+        self.scgi.get_or_insert(a);
+        self
+    }
+
+    /// Starts wsgid and waits (up to 30 s) until every TCP listener accepts and the log
+    /// says the workers are ready. Panics with the log if it exits first.
+    pub fn start(self) -> Daemon {
+        let log_path = scratch("log").join("wsgid.log");
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let log2 = log.try_clone().expect("clone log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgid"));
+        cmd.args(&self.args)
+            .arg(&self.app)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .env("RUST_LOG", std::env::var("WSGID_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env_remove("WSGID_WORKER_SPEC");
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn wsgid");
+        let mut d = Daemon {
+            child: Some(child),
+            fcgi: self.fcgi,
+            scgi: self.scgi,
+            log_path,
+        };
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("wsgid exited early ({st}); log:\n{}", d.log());
+            }
+            let listening = self
+                .wait_for
+                .iter()
+                .all(|a| TcpStream::connect(a).is_ok());
+            if listening && d.log().contains("ready") {
+                return d;
+            }
+            if Instant::now() > end {
+                panic!("wsgid not ready within 30s; log:\n{}", d.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Runs wsgid to completion (for --check, --help, config errors): (status, output).
+    pub fn run(self) -> (ExitStatus, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgid"));
+        cmd.args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .env_remove("WSGID_WORKER_SPEC");
+        if !self.app.is_empty() {
+            cmd.arg(&self.app);
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run wsgid");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status, text)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Reads a whole stream to its end (for tests that expect the server to close).
+pub fn read_to_end(mut s: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    v
+}

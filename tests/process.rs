@@ -1,0 +1,208 @@
+//! Process-level behaviour of the real daemon: SIGTERM drains in-flight requests, SIGINT
+//! stops faster, the grace period bounds shutdown, a dead worker is replaced (its in-flight
+//! request fails, others do not), --check, --env, a bad app failing fast, a virtualenv for
+//! another Python refused, and Unix sockets with --socket-mode and stale-socket replacement.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::fcgi::{self, Client, Next, Request};
+use common::Daemon;
+use nix::sys::signal::Signal;
+
+const APP: &str = "process_app:application";
+
+fn get(addr: &str, uri: &str) -> (u16, String) {
+    let r = fcgi::request(addr, &Request::get(uri)).cgi();
+    (r.status, r.text())
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let mut d = Daemon::builder(APP).fastcgi().start();
+    let addr = d.fcgi.clone().unwrap();
+    let a = addr.clone();
+    let slow = thread::spawn(move || get(&a, "/sleep?1.5"));
+    d.wait_log("sleep started", 20);
+    let st = d.stop_with(Signal::SIGTERM, 20);
+    assert!(st.success(), "exit status {st}; log:\n{}", d.log());
+    assert_eq!(slow.join().unwrap(), (200, "slept".to_string()));
+}
+
+#[test]
+fn sigint_stops_within_the_interrupt_timeout() {
+    let mut d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--interrupt-timeout", "0.5", "--graceful-timeout", "60"])
+        .start();
+    let addr = d.fcgi.clone().unwrap();
+    let _slow = thread::spawn(move || {
+        let mut c = Client::connect(&addr);
+        c.send(&Request::get("/sleep?30").encode(1, false));
+        matches!(c.next(), Next::Closed | Next::Truncated(_))
+    });
+    d.wait_log("sleep started", 20);
+    let t = Instant::now();
+    let st = d.stop_with(Signal::SIGINT, 15);
+    assert!(st.success(), "exit status {st}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "SIGINT took {:?} with a 30 s request in flight",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn graceful_timeout_bounds_sigterm() {
+    let mut d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--graceful-timeout", "1"])
+        .start();
+    let addr = d.fcgi.clone().unwrap();
+    let _slow = thread::spawn(move || {
+        let mut c = Client::connect(&addr);
+        c.send(&Request::get("/sleep?60").encode(1, false));
+        let _ = c.next();
+    });
+    d.wait_log("sleep started", 20);
+    let t = Instant::now();
+    let st = d.stop_with(Signal::SIGTERM, 20);
+    assert!(st.success(), "exit status {st}");
+    assert!(t.elapsed() < Duration::from_secs(15), "took {:?}", t.elapsed());
+    assert!(d.log().contains("grace period over"), "log:\n{}", d.log());
+}
+
+#[test]
+fn dead_worker_is_replaced_and_only_its_request_fails() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--processes", "2", "--threads", "2"])
+        .start();
+    let addr = d.fcgi.clone().unwrap();
+    // A request in flight on some worker: learn that worker's pid from its log line.
+    let a = addr.clone();
+    let victim_req = thread::spawn(move || {
+        let mut c = Client::connect(&a);
+        c.send(&Request::get("/sleep?30").encode(1, false));
+        let mut got_end = false;
+        loop {
+            match c.next() {
+                Next::Record(r) if r.rtype == 3 => got_end = true,
+                Next::Record(_) => continue,
+                Next::Closed | Next::Truncated(_) => return got_end,
+            }
+        }
+    });
+    let log = d.wait_log("sleep started pid=", 20);
+    let pid: i32 = log
+        .split("sleep started pid=")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .expect("worker pid in log");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    // Its in-flight request fails: the connection closes without END_REQUEST.
+    assert!(!victim_req.join().unwrap(), "the killed worker's request got END_REQUEST");
+    // Every other request keeps working, and the dead worker is replaced.
+    d.wait_log("replacing it", 20);
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut pids = std::collections::HashSet::new();
+    while Instant::now() < end && pids.len() < 2 {
+        let (status, body) = get(&addr, "/pid");
+        assert_eq!(status, 200);
+        let p: i32 = body.parse().unwrap();
+        assert_ne!(p, pid, "a request was served by the killed worker");
+        pids.insert(p);
+    }
+    assert_eq!(pids.len(), 2, "two live workers should serve again: {pids:?}");
+}
+
+#[test]
+fn check_reports_ok_and_failures() {
+    let (st, out) = Daemon::builder("hello.py").arg("--check").run();
+    assert!(st.success(), "--check hello.py: {st}\n{out}");
+    let (st, out) = Daemon::builder("no_such_module:application").arg("--check").run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("ModuleNotFoundError"), "{out}");
+    let (st, out) = Daemon::builder("hello:no_such_callable").arg("--check").run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("no_such_callable"), "{out}");
+}
+
+#[test]
+fn a_bad_app_fails_fast_at_startup() {
+    let t = Instant::now();
+    let (st, out) = Daemon::builder("no_such_module:application")
+        .args(&["--fastcgi", &format!("127.0.0.1:{}", common::free_port())])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("ModuleNotFoundError"), "{out}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_virtualenv_for_another_python_is_refused() {
+    let venv = common::scratch("venv");
+    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion = 2.7.18\n").unwrap();
+    let (st, out) = Daemon::builder("hello.py")
+        .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("was made for Python 2.7"), "{out}");
+}
+
+#[test]
+fn workers_get_wsgid_environment_plus_env_options() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--env", "WSGID_TEST_A=from-option", "--env", "WSGID_TEST_C=x=y"])
+        .env("WSGID_TEST_B", "inherited")
+        .start();
+    let (status, body) = get(d.fcgi.as_ref().unwrap(), "/env?WSGID_TEST_A,WSGID_TEST_B,WSGID_TEST_C");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        "WSGID_TEST_A=from-option\nWSGID_TEST_B=inherited\nWSGID_TEST_C=x=y"
+    );
+}
+
+fn unix_get(path: &std::path::Path) -> Vec<u8> {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&Request::get("/").encode(1, false)).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn unix_socket_with_mode_replacing_a_stale_socket() {
+    let dir = common::scratch("unix");
+    let sock = dir.join("wsgid.sock");
+    // A stale socket file: bound once, nobody listening any more.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let spec = format!("unix:{}", sock.display());
+    let mut d = Daemon::builder(APP)
+        .args(&["--fastcgi", &spec, "--socket-mode", "0666"])
+        .start();
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o666);
+    let out = unix_get(&sock);
+    assert!(
+        out.windows(2).any(|w| w == b"ok"),
+        "response: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // A second wsgid on the same live socket is refused, and the file is left alone.
+    let (st, text) = Daemon::builder(APP).args(&["--fastcgi", &spec]).run();
+    assert_ne!(st.code(), Some(0), "{text}");
+    assert!(sock.exists());
+    assert!(d.stop_with(Signal::SIGTERM, 20).success());
+    assert!(!sock.exists(), "socket file left behind after exit");
+}
