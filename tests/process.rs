@@ -73,7 +73,11 @@ fn graceful_timeout_bounds_sigterm() {
     let t = Instant::now();
     let st = d.stop_with(Signal::SIGTERM, 20);
     assert!(st.success(), "exit status {st}");
-    assert!(t.elapsed() < Duration::from_secs(15), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
     assert!(d.log().contains("grace period over"), "log:\n{}", d.log());
 }
 
@@ -107,7 +111,10 @@ fn dead_worker_is_replaced_and_only_its_request_fails() {
         .expect("worker pid in log");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     // Its in-flight request fails: the connection closes without END_REQUEST.
-    assert!(!victim_req.join().unwrap(), "the killed worker's request got END_REQUEST");
+    assert!(
+        !victim_req.join().unwrap(),
+        "the killed worker's request got END_REQUEST"
+    );
     // Every other request keeps working, and the dead worker is replaced.
     d.wait_log("replacing it", 20);
     let end = Instant::now() + Duration::from_secs(20);
@@ -119,17 +126,25 @@ fn dead_worker_is_replaced_and_only_its_request_fails() {
         assert_ne!(p, pid, "a request was served by the killed worker");
         pids.insert(p);
     }
-    assert_eq!(pids.len(), 2, "two live workers should serve again: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        2,
+        "two live workers should serve again: {pids:?}"
+    );
 }
 
 #[test]
 fn check_reports_ok_and_failures() {
     let (st, out) = Daemon::builder("hello.py").arg("--check").run();
     assert!(st.success(), "--check hello.py: {st}\n{out}");
-    let (st, out) = Daemon::builder("no_such_module:application").arg("--check").run();
+    let (st, out) = Daemon::builder("no_such_module:application")
+        .arg("--check")
+        .run();
     assert_eq!(st.code(), Some(1), "{out}");
     assert!(out.contains("ModuleNotFoundError"), "{out}");
-    let (st, out) = Daemon::builder("hello:no_such_callable").arg("--check").run();
+    let (st, out) = Daemon::builder("hello:no_such_callable")
+        .arg("--check")
+        .run();
     assert_eq!(st.code(), Some(1), "{out}");
     assert!(out.contains("no_such_callable"), "{out}");
 }
@@ -148,7 +163,11 @@ fn a_bad_app_fails_fast_at_startup() {
 #[test]
 fn a_virtualenv_for_another_python_is_refused() {
     let venv = common::scratch("venv");
-    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion = 2.7.18\n").unwrap();
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 2.7.18\n",
+    )
+    .unwrap();
     let (st, out) = Daemon::builder("hello.py")
         .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
         .run();
@@ -160,10 +179,18 @@ fn a_virtualenv_for_another_python_is_refused() {
 fn workers_get_wsgid_environment_plus_env_options() {
     let d = Daemon::builder(APP)
         .fastcgi()
-        .args(&["--env", "WSGID_TEST_A=from-option", "--env", "WSGID_TEST_C=x=y"])
+        .args(&[
+            "--env",
+            "WSGID_TEST_A=from-option",
+            "--env",
+            "WSGID_TEST_C=x=y",
+        ])
         .env("WSGID_TEST_B", "inherited")
         .start();
-    let (status, body) = get(d.fcgi.as_ref().unwrap(), "/env?WSGID_TEST_A,WSGID_TEST_B,WSGID_TEST_C");
+    let (status, body) = get(
+        d.fcgi.as_ref().unwrap(),
+        "/env?WSGID_TEST_A,WSGID_TEST_B,WSGID_TEST_C",
+    );
     assert_eq!(status, 200);
     assert_eq!(
         body,

@@ -189,7 +189,12 @@ def _load(path):
 pub fn format_exception(py: Python<'_>, e: &PyErr) -> String {
     let formatted = (|| -> PyResult<String> {
         let tb = py.import("traceback")?;
-        let lines = tb.call_method1("format_exception", (e.value(py),))?;
+        // The three-argument form: before Python 3.12 the traceback is not always attached
+        // to the exception value PyO3 holds.
+        let lines = tb.call_method1(
+            "format_exception",
+            (e.get_type(py), e.value(py), e.traceback(py)),
+        )?;
         let joined: String = lines
             .try_iter()?
             .filter_map(|l| l.ok()?.extract::<String>().ok())

@@ -91,15 +91,7 @@ impl App {
         }
         for item in result.try_iter()? {
             let item = item?;
-            let chunk = item.cast::<PyBytes>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "the app yielded {} where bytes are required (PEP 3333)",
-                    item.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
-            })?;
+            let chunk = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
             let mut r = responder.borrow_mut();
             if r.head.is_none() && !chunk.as_bytes().is_empty() {
                 return Err(no_start_response());
@@ -117,11 +109,7 @@ impl App {
     ) -> Result<(), Failure> {
         let mut body: Vec<u8> = Vec::new();
         for item in items {
-            let chunk = item.cast::<PyBytes>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(
-                    "the app returned a non-bytes block (PEP 3333)",
-                )
-            })?;
+            let chunk = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
             body.extend_from_slice(chunk.as_bytes());
         }
         let mut r = responder.borrow_mut();
@@ -262,6 +250,17 @@ impl App {
         let ident = responder.borrow().ident.clone();
         tracing::error!(request = %ident, "application error:\n{}", super::app::format_exception(py, e));
     }
+}
+
+/// PEP 3333: the app's blocks must be bytes.
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err(format!(
+        "the app yielded {} where bytes are required (PEP 3333)",
+        item.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    ))
 }
 
 fn no_start_response_err() -> PyErr {

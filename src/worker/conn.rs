@@ -65,6 +65,11 @@ pub struct Conn {
     pub interest: Option<(bool, bool)>,
     /// An SCGI request was dispatched (SCGI carries one request per connection).
     pub scgi_dispatched: bool,
+    /// The request was refused with an error response; what else arrives is discarded.
+    pub refused: bool,
+    /// Reads were unpaused outside a readiness event: the loop must read now, as
+    /// edge-triggered readiness will not fire again for data already waiting.
+    pub resume_read: bool,
 }
 
 impl Conn {
@@ -88,6 +93,8 @@ impl Conn {
             deferred: Vec::new(),
             interest: None,
             scgi_dispatched: false,
+            refused: false,
+            resume_read: false,
         }
     }
 
@@ -106,7 +113,7 @@ impl Conn {
     pub fn mid_request(&self) -> bool {
         match &self.codec {
             Codec::Fastcgi(c) => c.active_requests() > self.reqs.len(),
-            Codec::Scgi(c) => !c.is_pristine() && !self.scgi_dispatched,
+            Codec::Scgi(c) => !c.is_pristine() && !self.scgi_dispatched && !self.refused,
         }
     }
 
@@ -126,6 +133,9 @@ impl Conn {
                     self.last_active = self.last_read;
                     if self.lingering.is_some() {
                         continue; // discarding what the front end still sends
+                    }
+                    if self.refused {
+                        continue; // the error response is out or on its way; discard the rest
                     }
                     if self.feed(sh, &buf[..n]) == Verdict::Close {
                         return Verdict::Close;
@@ -149,6 +159,9 @@ impl Conn {
     fn on_eof(&mut self, sh: &mut Shared) -> Verdict {
         if self.lingering.is_some() {
             return Verdict::Close;
+        }
+        if self.refused {
+            return self.after_progress(sh);
         }
         match &mut self.codec {
             Codec::Scgi(c) => {
@@ -200,12 +213,20 @@ impl Conn {
                 }
                 if let Err(e) = res {
                     if self.scgi_dispatched {
-                        warn!(reason = ?e, "malformed SCGI body; closing connection");
+                        warn!("{e}; closing connection");
                         self.abort_all(Abort::Disconnected);
                         return Verdict::Close;
                     }
-                    warn!(reason = ?e, "rejected SCGI request");
+                    match &e {
+                        scgi::ScgiError::Limit(limit) => warn!(
+                            limit = limit.key(),
+                            "request rejected: it breaks the {} limit ({e})",
+                            limit.key()
+                        ),
+                        scgi::ScgiError::Malformed(_) => warn!("request rejected: {e}"),
+                    }
                     Framing::Scgi.simple_response(e.status(), e.status(), &mut self.wbuf);
+                    self.refused = true;
                     self.close_after_flush = true;
                 }
             }
@@ -246,6 +267,16 @@ impl Conn {
                         &mut self.wbuf,
                     );
                     c.finish(id);
+                }
+            }
+            E::Refused {
+                id,
+                status,
+                keep_conn,
+            } => {
+                debug!(id, ?status, "FCGI_BEGIN_REQUEST refused");
+                if !keep_conn {
+                    self.close_after_flush = true;
                 }
             }
             E::Rejected {
@@ -319,12 +350,19 @@ impl Conn {
             self.request_done(id, keep_conn);
             return;
         }
+        // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
+        // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
+        let content_length = params
+            .get(b"CONTENT_LENGTH")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let ex = Exchange::new(
             self.key,
             id,
             sh.notifier.clone(),
             sh.input_buffer,
             sh.output_buffer,
+            content_length,
         );
         let job = Job {
             params,
@@ -382,6 +420,12 @@ impl Conn {
         }
         let Some(ending) = ending else { return };
         let req = self.reqs.swap_remove(pos);
+        // The finished request may have held reads paused (its body buffer was full and
+        // the app answered without reading it): whatever still arrives is discarded now.
+        if self.read_paused && !self.reqs.iter().any(|r| r.ex.input_paused()) {
+            self.read_paused = false;
+            self.resume_read = true;
+        }
         sh.requests = sh.requests.saturating_sub(1);
         self.last_active = Instant::now();
         match ending {

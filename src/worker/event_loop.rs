@@ -161,6 +161,9 @@ impl EventLoop {
                         if verdict == Verdict::Keep && (ev.is_writable() || ev.is_write_closed()) {
                             verdict = conn.after_progress(&mut self.sh);
                         }
+                        if verdict == Verdict::Keep && std::mem::take(&mut conn.resume_read) {
+                            verdict = conn.on_readable(&mut self.sh, &mut buf);
+                        }
                         self.settle(slot, verdict);
                     }
                 }

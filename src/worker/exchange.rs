@@ -54,6 +54,8 @@ struct State {
     input: VecDeque<Vec<u8>>,
     input_offset: usize,
     input_buffered: usize,
+    /// Body bytes pushed so far, against `content_length`.
+    input_received: u64,
     input_eof: bool,
     /// The I/O thread stopped reading this connection because `input_buffered` is high.
     input_paused: bool,
@@ -78,6 +80,8 @@ pub struct Exchange {
     notifier: Arc<Notifier>,
     input_limit: usize,
     output_limit: usize,
+    /// CONTENT_LENGTH when the front end gave one.
+    content_length: Option<u64>,
 }
 
 /// Outcome of a wait for body bytes.
@@ -94,6 +98,7 @@ impl Exchange {
         notifier: Arc<Notifier>,
         input_limit: usize,
         output_limit: usize,
+        content_length: Option<u64>,
     ) -> Arc<Exchange> {
         Arc::new(Exchange {
             conn,
@@ -103,6 +108,7 @@ impl Exchange {
             notifier,
             input_limit: input_limit.max(1),
             output_limit: output_limit.max(1),
+            content_length,
         })
     }
 
@@ -126,6 +132,7 @@ impl Exchange {
             return false;
         }
         g.input_buffered += data.len();
+        g.input_received += data.len() as u64;
         g.input.push_back(data);
         let over = g.input_buffered > self.input_limit;
         if over {
@@ -148,7 +155,11 @@ impl Exchange {
 
     pub fn input_complete(&self) -> bool {
         let g = self.lock();
-        g.input_eof || g.abort.is_some() || g.input_error.is_some() || g.ending.is_some()
+        g.input_eof
+            || g.abort.is_some()
+            || g.input_error.is_some()
+            || g.ending.is_some()
+            || self.content_length.is_some_and(|cl| g.input_received >= cl)
     }
 
     /// Fails further reads of the body; the app may still answer (e.g. with 413 or 408).

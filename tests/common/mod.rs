@@ -123,7 +123,10 @@ impl Daemon {
             if Instant::now() > end {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("wsgid did not exit within {secs}s of {sig:?}; log:\n{}", self.log());
+                panic!(
+                    "wsgid did not exit within {secs}s of {sig:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -184,7 +187,10 @@ impl Builder {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
-            .env("RUST_LOG", std::env::var("WSGID_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("WSGID_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("WSGID_WORKER_SPEC");
         for (k, v) in &self.envs {
             cmd.env(k, v);
@@ -201,10 +207,7 @@ impl Builder {
             if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("wsgid exited early ({st}); log:\n{}", d.log());
             }
-            let listening = self
-                .wait_for
-                .iter()
-                .all(|a| TcpStream::connect(a).is_ok());
+            let listening = self.wait_for.iter().all(|a| TcpStream::connect(a).is_ok());
             if listening && d.log().contains("ready") {
                 return d;
             }

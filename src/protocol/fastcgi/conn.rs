@@ -43,6 +43,14 @@ pub enum Event {
         limit: LimitKind,
         keep_conn: bool,
     },
+    /// A BEGIN_REQUEST was refused by the codec itself (unknown role, no multiplexing,
+    /// overloaded) and its END_REQUEST is queued in the codec's output. Without
+    /// `keep_conn` the caller closes the connection once that is written (FastCGI §5.1).
+    Refused {
+        id: u16,
+        status: ProtocolStatus,
+        keep_conn: bool,
+    },
 }
 
 /// Where the decoder is inside the byte stream.
@@ -530,7 +538,14 @@ impl Connection {
         };
         match refuse {
             // FastCGI §5.5: refused before it began, so there is no stream to close.
-            Some(status) => encode_end_record(id, 0, status, &mut self.out),
+            Some(status) => {
+                encode_end_record(id, 0, status, &mut self.out);
+                self.events.push_back(Event::Refused {
+                    id,
+                    status,
+                    keep_conn: flags & KEEP_CONN != 0,
+                });
+            }
             None => self.reqs.push(Req {
                 id,
                 keep_conn: flags & KEEP_CONN != 0,

@@ -890,7 +890,15 @@ fn unknown_role_is_refused() {
     encode_begin_request(3, 0x7777, false, &mut input);
     encode_params(1, &[(b"A", b"")], &mut input);
     input.extend(record(STDIN, 1, b"", 0));
-    assert_eq!(feed(&mut c, &input).unwrap(), vec![]);
+    let refused = |id, keep_conn| Event::Refused {
+        id,
+        status: ProtocolStatus::UnknownRole,
+        keep_conn,
+    };
+    assert_eq!(
+        feed(&mut c, &input).unwrap(),
+        vec![refused(1, true), refused(2, false), refused(3, false)]
+    );
     assert_eq!(c.active_requests(), 0);
     assert!(c.has_output());
     assert_eq!(
@@ -925,8 +933,16 @@ fn second_request_without_multiplexing_is_refused() {
     encode_params(2, &[(b"X", b"")], &mut input);
     encode_params(1, &[(b"A", b"")], &mut input);
     let evs = feed(&mut c, &input).unwrap();
-    assert_eq!(evs.len(), 1);
-    assert!(matches!(evs[0], Event::Request { id: 1, .. }));
+    assert_eq!(evs.len(), 2);
+    assert_eq!(
+        evs[0],
+        Event::Refused {
+            id: 2,
+            status: ProtocolStatus::CantMpxConn,
+            keep_conn: true
+        }
+    );
+    assert!(matches!(evs[1], Event::Request { id: 1, .. }));
     assert_eq!(responses(&mut c), vec![end(2, ProtocolStatus::CantMpxConn)]);
     assert_eq!(c.active_requests(), 1);
     // After the first finishes, a new one is accepted.

@@ -1,0 +1,828 @@
+//! PEP 3333 semantics of a running wsgid: the environ, wsgi.input, wsgi.errors,
+//! start_response validation and exc_info, write(), header timing, Content-Length,
+//! close(), wsgi.file_wrapper and error handling. Apps: fixtures/conformance.py, each
+//! wrapped in wsgiref.validate except the deliberately invalid ones.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::fcgi::{self, *};
+use common::{scgi, scratch, Daemon};
+
+const APP: &str = "conformance:application";
+
+fn start() -> Daemon {
+    Daemon::builder(APP).fastcgi().scgi().start()
+}
+
+fn fa(d: &Daemon) -> &str {
+    d.fcgi.as_deref().expect("fastcgi address")
+}
+
+fn sa(d: &Daemon) -> &str {
+    d.scgi.as_deref().expect("scgi address")
+}
+
+/// One FastCGI request; its CGI response (END_REQUEST required).
+fn get(d: &Daemon, req: &Request) -> CgiResponse {
+    fcgi::request(fa(d), req).cgi()
+}
+
+fn environ(d: &Daemon, req: &Request) -> Value {
+    let r = get(d, req);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn port_of(addr: &str) -> &str {
+    addr.rsplit(':').next().expect("port")
+}
+
+#[test]
+fn environ_has_every_cgi_variable_as_str_and_the_wsgi_keys() {
+    let d = start();
+    let req = Request::get("/environ/caf\u{e9}?a=1&b=%20")
+        .set_bytes(b"DOCUMENT_URI", b"/environ/caf\xe9")
+        .set_bytes(b"REQUEST_URI", b"/environ/caf%C3%A9?a=1&b=%20")
+        .add_bytes(b"HTTP_X_LATIN", b"caf\xe9 \xff")
+        .add("HTTP_USER_AGENT", "wsgid-tests/1.0")
+        .add("CUSTOM_VAR", "from the front end");
+    for (proto, env) in [
+        ("fastcgi", environ(&d, &req)),
+        ("scgi", scgi::request(sa(&d), &req).json()),
+    ] {
+        let cgi = &env["cgi"];
+        assert_eq!(env["nonstr"], json!({}), "{proto}: non-str CGI values");
+        // Bytes >= 0x80 arrive as the latin-1 code points (PEP 3333 "Unicode Issues").
+        assert_eq!(cgi["HTTP_X_LATIN"], "caf\u{e9} \u{ff}", "{proto}");
+        assert_eq!(cgi["PATH_INFO"], "/environ/caf\u{e9}", "{proto}");
+        assert_eq!(cgi["SCRIPT_NAME"], "", "{proto}");
+        for (k, v) in [
+            ("REQUEST_METHOD", "GET"),
+            ("QUERY_STRING", "a=1&b=%20"),
+            ("REQUEST_URI", "/environ/caf%C3%A9?a=1&b=%20"),
+            ("SERVER_NAME", "localhost"),
+            ("SERVER_PORT", "8080"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("REMOTE_PORT", "40000"),
+            ("HTTP_HOST", "example.test"),
+            ("HTTP_USER_AGENT", "wsgid-tests/1.0"),
+            ("CUSTOM_VAR", "from the front end"),
+        ] {
+            assert_eq!(cgi[k], v, "{proto}: {k}");
+        }
+        let w = &env["wsgi"];
+        assert_eq!(w["version"], json!([1, 0]), "{proto}");
+        assert_eq!(w["url_scheme"], "http", "{proto}");
+        assert_eq!(w["run_once"], false, "{proto}");
+        // Defaults: 8 threads, 1 process.
+        assert_eq!(w["multithread"], true, "{proto}");
+        assert_eq!(w["multiprocess"], false, "{proto}");
+        assert_eq!(w["input_terminated"], true, "{proto}");
+        assert_eq!(w["has_file_wrapper"], true, "{proto}");
+    }
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn url_scheme_is_https_when_https_is_on() {
+    let d = start();
+    let plain = environ(&d, &Request::get("/environ"));
+    assert_eq!(plain["wsgi"]["url_scheme"], "http");
+    let tls = environ(&d, &Request::get("/environ").set("HTTPS", "on"));
+    assert_eq!(tls["wsgi"]["url_scheme"], "https");
+    assert_eq!(tls["cgi"]["HTTPS"], "on");
+    let scgi_tls = scgi::request(sa(&d), &Request::get("/environ").set("HTTPS", "on")).json();
+    assert_eq!(scgi_tls["wsgi"]["url_scheme"], "https");
+}
+
+#[test]
+fn multithread_and_multiprocess_follow_threads_and_processes() {
+    for (threads, processes, mt, mp) in [("1", "1", false, false), ("4", "2", true, true)] {
+        let d = Daemon::builder(APP)
+            .fastcgi()
+            .args(&["--threads", threads, "--processes", processes])
+            .start();
+        let env = environ(&d, &Request::get("/environ"));
+        assert_eq!(
+            (
+                env["wsgi"]["multithread"].clone(),
+                env["wsgi"]["multiprocess"].clone()
+            ),
+            (json!(mt), json!(mp)),
+            "--threads {threads} --processes {processes}"
+        );
+        assert_eq!(env["wsgi"]["run_once"], false);
+    }
+}
+
+#[test]
+fn server_name_falls_back_to_host_then_local_address() {
+    let d = start();
+    // Empty SERVER_NAME/SERVER_PORT (nginx without server_name): the Host header.
+    let env = environ(
+        &d,
+        &Request::get("/environ")
+            .set("SERVER_NAME", "")
+            .set("SERVER_PORT", "")
+            .set("HTTP_HOST", "h.example:8443"),
+    );
+    assert_eq!(env["cgi"]["SERVER_NAME"], "h.example");
+    assert_eq!(env["cgi"]["SERVER_PORT"], "8443");
+    // No SERVER_NAME and no Host: the address wsgid listens on.
+    let env = environ(
+        &d,
+        &Request::get("/environ")
+            .remove("SERVER_NAME")
+            .remove("SERVER_PORT")
+            .remove("HTTP_HOST"),
+    );
+    assert_eq!(env["cgi"]["SERVER_NAME"], "127.0.0.1");
+    assert_eq!(env["cgi"]["SERVER_PORT"], port_of(fa(&d)));
+    // Over SCGI the local address is the SCGI listener's.
+    let env = scgi::request(
+        sa(&d),
+        &Request::get("/environ")
+            .remove("SERVER_NAME")
+            .remove("SERVER_PORT")
+            .remove("HTTP_HOST"),
+    )
+    .json();
+    assert_eq!(env["cgi"]["SERVER_NAME"], "127.0.0.1");
+    assert_eq!(env["cgi"]["SERVER_PORT"], port_of(sa(&d)));
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn repeated_headers_are_joined() {
+    let d = start();
+    let req = Request::get("/environ")
+        .add("HTTP_COOKIE", "a=1")
+        .add("HTTP_ACCEPT", "text/html")
+        .add("HTTP_COOKIE", "b=2")
+        .add("HTTP_ACCEPT", "application/json")
+        .add("HTTP_COOKIE", "c=3");
+    for env in [environ(&d, &req), scgi::request(sa(&d), &req).json()] {
+        assert_eq!(env["cgi"]["HTTP_COOKIE"], "a=1; b=2; c=3");
+        assert_eq!(env["cgi"]["HTTP_ACCEPT"], "text/html, application/json");
+    }
+}
+
+#[test]
+fn http_content_type_content_length_and_proxy_are_dropped() {
+    let d = start();
+    let req = Request::post("/environ", b"")
+        .set("CONTENT_TYPE", "text/x-real")
+        .add("HTTP_CONTENT_TYPE", "text/x-header")
+        .add("HTTP_CONTENT_LENGTH", "0")
+        .add("HTTP_PROXY", "http://evil.example:3128");
+    let env = environ(&d, &req);
+    let cgi = env["cgi"].as_object().expect("cgi object");
+    for k in ["HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH", "HTTP_PROXY"] {
+        assert!(!cgi.contains_key(k), "{k} must not reach the app");
+    }
+    assert_eq!(cgi["CONTENT_TYPE"], "text/x-real");
+    assert_eq!(cgi["CONTENT_LENGTH"], "0");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn mount_splits_script_name_and_path_info() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .scgi()
+        .args(&["--mount", "/app"])
+        .start();
+    let env = environ(&d, &Request::get("/app/x?q=1"));
+    assert_eq!(
+        (&env["cgi"]["SCRIPT_NAME"], &env["cgi"]["PATH_INFO"]),
+        (&json!("/app"), &json!("/x"))
+    );
+    let env = environ(&d, &Request::get("/app"));
+    assert_eq!(
+        (&env["cgi"]["SCRIPT_NAME"], &env["cgi"]["PATH_INFO"]),
+        (&json!("/app"), &json!(""))
+    );
+    // Outside the mount point: wsgid answers 404 itself.
+    for uri in ["/appx", "/appx/y", "/", "/other/app/x"] {
+        let r = get(&d, &Request::get(uri));
+        assert_eq!((r.status, r.text().as_str()), (404, "Not Found\n"), "{uri}");
+        let r = scgi::request(sa(&d), &Request::get(uri));
+        assert_eq!(r.status, 404, "scgi {uri}");
+    }
+    // A client header cannot move the application's root.
+    let spoof = Request::get("/app/x")
+        .add("HTTP_SCRIPT_NAME", "/evil")
+        .add("HTTP_X_FORWARDED_PREFIX", "/evil")
+        .add("HTTP_X_SCRIPT_NAME", "/evil");
+    for env in [environ(&d, &spoof), scgi::request(sa(&d), &spoof).json()] {
+        assert_eq!(env["cgi"]["SCRIPT_NAME"], "/app");
+        assert_eq!(env["cgi"]["PATH_INFO"], "/x");
+        assert_eq!(env["cgi"]["HTTP_SCRIPT_NAME"], "/evil");
+    }
+    assert_validator_quiet(&d.log());
+}
+
+const TEXT_BODY: &[u8] = b"line one\nline two is longer\n\nlast line without newline";
+
+fn lines(b: &[u8]) -> Vec<String> {
+    b.split_inclusive(|&c| c == b'\n')
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
+}
+
+/// The app's report for /input?mode=...: (pieces, after).
+fn read_input(d: &Daemon, query: &str, req: Request) -> (Vec<String>, String) {
+    let mut r = req;
+    r.params
+        .retain(|(n, _)| n != b"REQUEST_URI" && n != b"QUERY_STRING");
+    let r = r
+        .set("REQUEST_URI", &format!("/input?{query}"))
+        .set("QUERY_STRING", query);
+    let j = get(d, &r).json();
+    let pieces = j["pieces"]
+        .as_array()
+        .expect("pieces")
+        .iter()
+        .map(|p| p.as_str().expect("str piece").to_string())
+        .collect();
+    (pieces, j["after"].as_str().expect("after").to_string())
+}
+
+#[test]
+fn wsgi_input_methods() {
+    let d = start();
+    let post = || Request::post("/input", TEXT_BODY);
+    let text = String::from_utf8_lossy(TEXT_BODY).into_owned();
+    let by = |n: usize| -> Vec<String> {
+        TEXT_BODY
+            .chunks(n)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    };
+    let all_lines = lines(TEXT_BODY);
+    let limited: Vec<String> = all_lines
+        .iter()
+        .flat_map(|l| {
+            l.as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("mode=read&n=5", by(5)),
+        ("mode=read&n=1", by(1)),
+        ("mode=read&n=100000", vec![text.clone()]),
+        ("mode=readall", vec![text.clone()]),
+        ("mode=readnone", vec![text.clone()]),
+        ("mode=readline", all_lines.clone()),
+        ("mode=readline_limit&limit=4", limited),
+        ("mode=readlines", all_lines.clone()),
+        (
+            // Lines until their total reaches the hint (9 < 10, then 9 + 19 >= 10).
+            "mode=readlines_hint&hint=10",
+            vec![
+                "line one\n|line two is longer\n".into(),
+                "\nlast line without newline".into(),
+            ],
+        ),
+        ("mode=iter", all_lines),
+    ];
+    for (query, want) in cases {
+        let (pieces, after) = read_input(&d, query, post());
+        assert_eq!(pieces, want, "{query}");
+        assert_eq!(after, "", "{query}: read after the end");
+    }
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn wsgi_input_never_reads_past_content_length() {
+    let d = start();
+    // FastCGI: CONTENT_LENGTH 10, STDIN carries 26 bytes.
+    let req = Request::post("/input", b"0123456789abcdefghijklmnop").set("CONTENT_LENGTH", "10");
+    for query in [
+        "mode=readall",
+        "mode=readline",
+        "mode=read&n=3",
+        "mode=iter",
+    ] {
+        let (pieces, after) = read_input(&d, query, req.clone());
+        assert_eq!(pieces.concat(), "0123456789", "{query}");
+        assert_eq!(after, "", "{query}");
+    }
+    // SCGI: bytes after the body are not part of it.
+    let mut wire = scgi::encode(
+        &Request::post("/input?mode=readall", b"0123456789").set("QUERY_STRING", "mode=readall"),
+    );
+    wire.extend_from_slice(b"EXTRA BYTES AFTER THE BODY");
+    let j = scgi::raw_request(sa(&d), &wire).json();
+    assert_eq!(j["pieces"], json!(["0123456789"]));
+    assert_eq!(j["after"], "");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn readline_round_trip_of_1001_lines() {
+    // uWSGI t/core/readline: every line sent comes back.
+    let d = start();
+    let body: Vec<u8> = (0..1001)
+        .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 97)).into_bytes())
+        .collect();
+    let req = Request::post("/readline", &body);
+    let mut wire = begin_request(1, RESPONDER, 0);
+    wire.extend(stream(PARAMS, 1, &req.params_stream(), 65535));
+    wire.extend(stream(STDIN, 1, &body, 1000)); // records cut mid-line
+    let mut c = Client::connect(fa(&d));
+    c.send(&wire);
+    let r = c.read_response(1).cgi();
+    assert!(r.body == body, "FastCGI readline round trip differs");
+    let r = scgi::request(sa(&d), &req);
+    assert!(r.body == body, "SCGI readline round trip differs");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn upload_of_20_mib_is_streamed_to_the_app() {
+    let d = start();
+    let body = noise(20 << 20, 2026);
+    let want = format!("{} {}", sha256_hex(&body), body.len());
+    let r = get(&d, &Request::post("/sha256", &body));
+    assert_eq!(r.text(), want, "FastCGI");
+    let r = scgi::request(sa(&d), &Request::post("/sha256", &body));
+    assert_eq!(r.text(), want, "SCGI");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn wsgi_errors_lines_reach_the_log_with_their_request() {
+    let d = start();
+    let r = get(&d, &Request::get("/errors?tag=Tq7"));
+    assert_eq!(r.body, b"logged");
+    let log = d.wait_log("errors-probe-3 Tq7", 20);
+    for n in 1..=3 {
+        let needle = format!("errors-probe-{n} Tq7");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_else(|| panic!("{needle} not logged:\n{log}"));
+        assert!(
+            line.contains("GET /errors?tag=Tq7"),
+            "the line does not name its request: {line}"
+        );
+    }
+    // Not on the wire.
+    assert!(!String::from_utf8_lossy(&r.head).contains("errors-probe"));
+}
+
+#[test]
+fn invalid_start_response_arguments_give_500_and_never_reach_the_wire() {
+    let d = start();
+    let routes = [
+        (
+            "/raw/status-without-reason",
+            "ValueError: status must be a 3-digit code",
+        ),
+        (
+            "/raw/status-not-a-number",
+            "ValueError: status must be a 3-digit code",
+        ),
+        (
+            "/raw/crlf-in-value",
+            "ValueError: header value contains a control character",
+        ),
+        (
+            "/raw/lf-in-value",
+            "ValueError: header value contains a control character",
+        ),
+        (
+            "/raw/non-latin1-value",
+            "ValueError: header value must be latin-1",
+        ),
+        (
+            "/raw/headers-not-a-list",
+            "TypeError: response_headers must be a list",
+        ),
+        (
+            "/raw/header-not-a-tuple",
+            "TypeError: each header must be a (name, value) tuple",
+        ),
+        (
+            "/raw/header-value-bytes",
+            "TypeError: header value must be a str",
+        ),
+        ("/raw/bad-header-name", "invalid header name"),
+        ("/raw/bad-content-length", "Content-Length must be a number"),
+        (
+            "/raw/start-response-twice",
+            "start_response called a second time",
+        ),
+        ("/raw/yields-str", "where bytes are required"),
+        ("/raw/no-start-response", "without calling start_response"),
+    ];
+    let mut errors = 0;
+    for (uri, why) in routes {
+        for (proto, raw) in [
+            ("fastcgi", fcgi::request(fa(&d), &Request::get(uri)).stdout),
+            (
+                "scgi",
+                scgi::exchange(sa(&d), &scgi::encode(&Request::get(uri))),
+            ),
+        ] {
+            let r = CgiResponse::parse(&raw);
+            assert_eq!(r.status, 500, "{proto} {uri}");
+            assert_eq!(r.body, b"Internal Server Error\n", "{proto} {uri}");
+            let wire = String::from_utf8_lossy(&raw);
+            for bad in [
+                "Injected",
+                "X-Evil",
+                "X-Snow",
+                "snow",
+                "X Bad",
+                "Content-Length: ten",
+                "must never be sent",
+            ] {
+                assert!(!wire.contains(bad), "{proto} {uri}: {bad:?} on the wire");
+            }
+            assert!(!raw.windows(3).any(|w| w == "\u{2603}".as_bytes()));
+        }
+        // One error line per request (FastCGI and SCGI), naming what was wrong.
+        errors += 2;
+        let log = d.wait_log(why, 20);
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while d.log().matches("ERROR").count() < errors && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(d.log().matches("ERROR").count(), errors, "{uri}:\n{log}");
+    }
+    // The worker still serves.
+    assert_eq!(get(&d, &Request::get("/close")).body, b"one two");
+}
+
+#[test]
+fn exc_info_before_headers_replaces_the_response() {
+    let d = start();
+    let r = get(&d, &Request::get("/exc-before"));
+    assert_eq!(r.status_line, "503 Service Unavailable");
+    let replaced: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "X-Replaced")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(replaced, ["yes"]);
+    assert_eq!(r.body, b"replaced");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn exc_info_after_headers_reraises_and_cuts_the_response_off() {
+    let d = start();
+    let marker = scratch("exc-after").join("closed");
+    let uri = format!("/exc-after?marker={}", marker.display());
+    // FastCGI, alone on its connection: the stream stops after the first chunk and the
+    // connection closes without END_REQUEST, so the front end sees a broken response.
+    let mut c = Client::connect(fa(&d));
+    c.send(&Request::get(&uri).encode(1, true));
+    let (resp, end) = c.collect(1);
+    assert!(
+        matches!(end, Some(Next::Closed)),
+        "expected the connection closed, got {end:?} after {resp:?}"
+    );
+    assert_eq!(resp.end, None, "a cut-off response must not end cleanly");
+    let head_and_body = String::from_utf8_lossy(&resp.stdout).into_owned();
+    assert_eq!(
+        head_and_body,
+        "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst\n"
+    );
+    // The server re-raised the app's own exception (PEP 3333), and close() ran.
+    d.wait_log("exc-after reraised-same=True", 20);
+    assert_eq!(wait_for_file(&marker, 20), "closed");
+    d.wait_log("original-after-headers", 20);
+
+    // Multiplexed with a request still running: only this request ends, with
+    // END_REQUEST{appStatus 1}; the other one completes normally.
+    let mut c = Client::connect(fa(&d));
+    c.send(&Request::get("/stream?n=2000&delay=0.02").encode(1, true));
+    let _ = c.read_record();
+    c.send(&Request::get("/exc-after").encode(2, true));
+    let broken = c.read_response(2);
+    assert_eq!(broken.end, Some((1, REQUEST_COMPLETE)));
+    assert_eq!(
+        String::from_utf8_lossy(&broken.stdout),
+        "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst\n"
+    );
+    // The other request was not disturbed: it is still streaming (end it with an abort).
+    let next = c.read_record();
+    assert_eq!((next.rtype, next.id), (STDOUT, 1));
+    c.send(&abort_request(1));
+    let ok = c.read_response(1);
+    assert_eq!(ok.end, Some((0, REQUEST_COMPLETE)));
+
+    // SCGI: the connection closes after the first chunk.
+    let raw = scgi::exchange(sa(&d), &scgi::encode(&Request::get("/exc-after")));
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst\n"
+    );
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn write_callable_and_iterable_keep_their_order() {
+    let d = start();
+    assert_eq!(get(&d, &Request::get("/write")).body, b"ABCDE");
+    assert_eq!(
+        scgi::request(sa(&d), &Request::get("/write")).body,
+        b"ABCDE"
+    );
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn headers_wait_for_the_first_non_empty_chunk() {
+    let d = start();
+    for raw in [
+        fcgi::request(fa(&d), &Request::get("/empty-then-raise")).stdout,
+        scgi::exchange(sa(&d), &scgi::encode(&Request::get("/empty-then-raise"))),
+    ] {
+        let r = CgiResponse::parse(&raw);
+        assert_eq!(r.status_line, "500 Internal Server Error");
+        assert_eq!(r.body, b"Internal Server Error\n");
+        assert!(!String::from_utf8_lossy(&raw).contains("200 OK"));
+    }
+    d.wait_log("BoomAfterEmptyChunk", 20);
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn content_length_declared_by_the_app_is_honoured() {
+    let d = start();
+    let resp = fcgi::request(fa(&d), &Request::get("/cl5"));
+    assert_eq!(resp.end, Some((0, REQUEST_COMPLETE)));
+    let r = resp.cgi();
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    assert_eq!(r.body, b"01234");
+    let r = scgi::request(sa(&d), &Request::get("/cl5"));
+    assert_eq!(r.body, b"01234");
+    d.wait_log("more than its Content-Length", 20);
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn close_is_called_after_a_successful_response() {
+    let d = start();
+    let dir = scratch("close-ok");
+    for (proto, m) in [("fastcgi", dir.join("f")), ("scgi", dir.join("s"))] {
+        let req = Request::get(&format!("/close?marker={}", m.display()));
+        let body = match proto {
+            "fastcgi" => get(&d, &req).body,
+            _ => scgi::request(sa(&d), &req).body,
+        };
+        assert_eq!(body, b"one two");
+        assert_eq!(wait_for_file(&m, 20), "closed after 2 chunks", "{proto}");
+    }
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn close_is_called_when_the_app_fails_mid_iteration() {
+    let d = start();
+    let marker = scratch("raise-mid").join("closed");
+    let mut c = Client::connect(fa(&d));
+    c.send(&Request::get(&format!("/raise-mid?marker={}", marker.display())).encode(1, true));
+    let (resp, end) = c.collect(1);
+    assert!(matches!(end, Some(Next::Closed)), "{end:?}");
+    assert_eq!(resp.end, None);
+    assert_eq!(
+        String::from_utf8_lossy(&resp.stdout),
+        "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part\n"
+    );
+    assert_eq!(wait_for_file(&marker, 20), "closed after 1 chunks");
+    d.wait_log("BoomMidIteration", 20);
+    assert_eq!(get(&d, &Request::get("/close")).body, b"one two");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn close_is_called_when_an_scgi_client_goes_away() {
+    let d = start();
+    let marker = scratch("scgi-gone").join("closed");
+    let mut s = scgi::connect(sa(&d));
+    use std::io::{Read, Write};
+    let uri = format!("/stream?n=2000&delay=0.02&marker={}", marker.display());
+    s.write_all(&scgi::encode(&Request::get(&uri)))
+        .expect("send");
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("first bytes");
+    assert!(n > 0);
+    drop(s);
+    let text = wait_for_file(&marker, 20);
+    assert!(text.starts_with("closed after "), "{text}");
+    assert_eq!(
+        scgi::request(sa(&d), &Request::get("/close")).body,
+        b"one two"
+    );
+}
+
+#[test]
+fn file_wrapper_streams_a_5_mib_file() {
+    let d = start();
+    let dir = scratch("file-wrapper");
+    let path = dir.join("data.bin");
+    let data = noise(5 << 20, 55);
+    std::fs::write(&path, &data).expect("write the test file");
+    for route in ["/file-wrapper", "/raw/file-wrapper"] {
+        let marker = dir.join(route.replace('/', "_"));
+        let uri = format!(
+            "{route}?path={}&marker={}",
+            path.display(),
+            marker.display()
+        );
+        let resp = fcgi::request(fa(&d), &Request::get(&uri));
+        assert_eq!(resp.end, Some((0, REQUEST_COMPLETE)), "{route}");
+        let r = resp.cgi();
+        assert_eq!(r.status, 200, "{route}: {}", r.text());
+        assert_eq!(r.body.len(), data.len(), "{route}");
+        assert!(r.body == data, "{route}: file bytes differ");
+        // close() of the wrapper closes the file.
+        assert_eq!(wait_for_file(&marker, 20), "file closed", "{route}");
+        let r = scgi::request(sa(&d), &Request::get(&uri));
+        assert!(r.body == data, "scgi {route}: file bytes differ");
+        // From the file's current position, and no further than Content-Length.
+        for (query, want) in [
+            ("seek=1000", &data[1000..]),
+            ("seek=1000&cl=5000", &data[1000..6000]),
+            ("cl=70000", &data[..70000]),
+        ] {
+            let uri = format!("{route}?path={}&{query}", path.display());
+            let r = get(&d, &Request::get(&uri));
+            assert_eq!(r.body.len(), want.len(), "{route}?{query}");
+            assert!(r.body == want, "{route}?{query}: bytes differ");
+        }
+    }
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn file_wrapper_over_bytesio_falls_back_to_iteration() {
+    let d = start();
+    let r = get(&d, &Request::get("/bytesio?n=100000"));
+    assert_eq!(r.status, 200);
+    assert!(r.body == pattern(100_000), "BytesIO body differs");
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn exception_before_headers_gives_500_without_traceback_on_the_wire() {
+    let d = start();
+    for raw in [
+        fcgi::request(fa(&d), &Request::get("/raise-before")).stdout,
+        scgi::exchange(sa(&d), &scgi::encode(&Request::get("/raise-before"))),
+    ] {
+        let r = CgiResponse::parse(&raw);
+        assert_eq!(r.status_line, "500 Internal Server Error");
+        assert_eq!(r.body, b"Internal Server Error\n");
+        let wire = String::from_utf8_lossy(&raw);
+        for leak in [
+            "Traceback",
+            "BoomBeforeHeaders",
+            "secret-traceback-token",
+            ".py",
+        ] {
+            assert!(!wire.contains(leak), "{leak:?} leaked to the client");
+        }
+    }
+    d.wait_log("RuntimeError: BoomBeforeHeaders secret-traceback-token", 20);
+    assert_eq!(get(&d, &Request::get("/close")).body, b"one two");
+}
+
+#[test]
+fn app_errors_are_logged_with_their_traceback() {
+    let d = start();
+    for uri in ["/raise-before", "/raise-mid"] {
+        let mut c = Client::connect(fa(&d));
+        c.send(&Request::get(uri).encode(1, false));
+        let _ = c.collect(1);
+    }
+    let log = d.wait_log("BoomMidIteration", 20);
+    d.wait_log("BoomBeforeHeaders", 20);
+    for needle in [
+        "Traceback (most recent call last)",
+        "conformance.py",
+        "in raise_before_app",
+        "in __iter__",
+    ] {
+        assert!(
+            log.contains(needle),
+            "{needle:?} missing from the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn app_exceptions_never_kill_the_worker() {
+    let d = start();
+    let before = d.log();
+    for i in 0..30 {
+        let uri = [
+            "/raise-before",
+            "/empty-then-raise",
+            "/raise-mid",
+            "/raw/crlf-in-value",
+        ][i % 4];
+        let mut c = Client::connect(fa(&d));
+        c.send(&Request::get(uri).encode(1, false));
+        let _ = c.collect(1);
+    }
+    let r = get(&d, &Request::get("/close"));
+    assert_eq!(r.body, b"one two");
+    // Same worker: no new one was started.
+    let started = |log: &str| log.matches("worker ready").count();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        started(&d.log()),
+        started(&before),
+        "a worker was restarted"
+    );
+}
+
+#[test]
+fn empty_body_still_sends_the_headers() {
+    let d = start();
+    let resp = fcgi::request(fa(&d), &Request::get("/no-body"));
+    assert_eq!(resp.end, Some((0, REQUEST_COMPLETE)));
+    assert_eq!(
+        String::from_utf8_lossy(&resp.stdout),
+        "Status: 204 No Content\r\nX-Empty: yes\r\n\r\n"
+    );
+    let raw = scgi::exchange(sa(&d), &scgi::encode(&Request::get("/no-body")));
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        "Status: 204 No Content\r\nX-Empty: yes\r\n\r\n"
+    );
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn requests_without_a_method_or_with_a_bad_content_length_are_400() {
+    let d = start();
+    for req in [
+        Request::get("/environ").remove("REQUEST_METHOD"),
+        Request::get("/environ").set("REQUEST_METHOD", ""),
+        Request::get("/environ").set("CONTENT_LENGTH", "12abc"),
+        Request::get("/environ").set("CONTENT_LENGTH", "-1"),
+    ] {
+        let r = get(&d, &req);
+        assert_eq!(r.status_line, "400 Bad Request", "{:?}", req.params);
+    }
+    d.wait_log("bad request", 20);
+    assert_eq!(get(&d, &Request::get("/close")).body, b"one two");
+}
+
+#[test]
+fn list_responses_and_their_content_length() {
+    // A list is the one shape the server may send whole; the validator would hide it.
+    let d = start();
+    let r = get(&d, &Request::get("/raw/list"));
+    assert_eq!(r.body, b"0123456789");
+    let r = get(&d, &Request::get("/raw/list?cl=5"));
+    assert_eq!(
+        (r.header("Content-Length"), &r.body[..]),
+        (Some("5"), &b"01234"[..])
+    );
+    let r = scgi::request(sa(&d), &Request::get("/raw/list?cl=5"));
+    assert_eq!(r.body, b"01234");
+    d.wait_log("more than its Content-Length", 20);
+}
+
+#[test]
+fn response_headers_larger_than_a_record() {
+    let d = start();
+    let resp = fcgi::request(fa(&d), &Request::get("/big-header?n=100000"));
+    assert!(resp.stdout_records().len() >= 3, "headers in one record?");
+    let r = resp.cgi();
+    assert_eq!(r.header("X-Big").map(str::len), Some(100_000));
+    assert_eq!(r.body, b"after the big header");
+    let r = scgi::request(sa(&d), &Request::get("/big-header?n=100000"));
+    assert_eq!(r.header("X-Big").map(str::len), Some(100_000));
+    assert_validator_quiet(&d.log());
+}
+
+#[test]
+fn latin1_header_values_go_out_as_single_bytes() {
+    let d = start();
+    let resp = fcgi::request(fa(&d), &Request::get("/latin1-header"));
+    assert_eq!(resp.end, Some((0, REQUEST_COMPLETE)));
+    assert_eq!(
+        resp.stdout,
+        b"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Latin: caf\xe9\r\n\r\nok"
+    );
+    assert_validator_quiet(&d.log());
+}
