@@ -1,0 +1,187 @@
+//! Large bodies stream through a worker without being held in memory: a worker's peak RSS
+//! (VmHWM) grows by a bounded amount while hundreds of MiB pass through it, in both
+//! directions, including to a client that does not read for a while (backpressure pauses
+//! the app instead of buffering its output).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::fcgi::{self, record, Client, Next, Request, STDIN, STDOUT};
+use common::{Builder, Daemon};
+
+const APP: &str = "stream_app:application";
+const MIB: usize = 1 << 20;
+/// How much a worker's peak RSS may grow while a transfer passes through it.
+const BOUND: u64 = 48 * MIB as u64;
+
+/// Extra options for every daemon here (to check that the bound can fail:
+/// WSGID_STREAMING_ARGS="--input-buffer 1G --output-buffer 1G" must break these tests).
+fn start(builder: Builder) -> Daemon {
+    let extra = std::env::var("WSGID_STREAMING_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    builder.args(&extra).start()
+}
+
+fn report(what: &str, growth: u64) {
+    eprintln!(
+        "{what}: worker peak RSS grew by {:.1} MiB",
+        growth as f64 / MIB as f64
+    );
+}
+
+fn worker_pid(addr: &str) -> u32 {
+    let r = fcgi::request(addr, &Request::get("/pid")).cgi();
+    r.text().parse().expect("pid")
+}
+
+/// Peak resident set size of `pid`, in bytes.
+fn vm_hwm(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM line");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM value");
+    kb * 1024
+}
+
+/// Deterministic, incompressible-enough body block.
+fn block(i: usize) -> Vec<u8> {
+    common::fcgi::noise(MIB, i as u64)
+}
+
+fn sha256_of_blocks(n: usize) -> String {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..n {
+            stdin.write_all(&block(i % 4)).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_large_fastcgi_upload_streams_in_bounded_memory() {
+    let d = start(Daemon::builder(APP).fastcgi());
+    let addr = d.fcgi.clone().unwrap();
+    let pid = worker_pid(&addr);
+    let before = vm_hwm(pid);
+    let n = 384; // MiB
+    let mut c = Client::connect(&addr);
+    let len = (n * MIB).to_string();
+    let head = Request::post("/upload", b"")
+        .set("CONTENT_LENGTH", &len)
+        .no_stdin()
+        .encode(1, false);
+    c.send(&head);
+    let blocks: Vec<Vec<u8>> = (0..4).map(block).collect();
+    for i in 0..n {
+        for piece in blocks[i % 4].chunks(fcgi::MAX_CONTENT) {
+            c.send(&record(STDIN, 1, piece));
+        }
+    }
+    c.send(&record(STDIN, 1, b""));
+    let r = c.read_response(1).cgi();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("{} {}", n * MIB, sha256_of_blocks(n)));
+    let growth = vm_hwm(pid).saturating_sub(before);
+    report("FastCGI upload", growth);
+    assert!(
+        growth < BOUND,
+        "worker peak RSS grew by {} MiB during a {n} MiB upload",
+        growth / MIB as u64
+    );
+}
+
+#[test]
+fn a_large_scgi_upload_streams_in_bounded_memory() {
+    let d = start(Daemon::builder(APP).fastcgi().scgi());
+    let pid = worker_pid(d.fcgi.as_ref().unwrap());
+    let before = vm_hwm(pid);
+    let n = 256;
+    let len = (n * MIB).to_string();
+    let req = Request::post("/upload", b"").set("CONTENT_LENGTH", &len);
+    let mut s = TcpStream::connect(d.scgi.as_ref().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(&common::scgi::encode(&req)).unwrap();
+    let blocks: Vec<Vec<u8>> = (0..4).map(block).collect();
+    for i in 0..n {
+        s.write_all(&blocks[i % 4]).unwrap();
+    }
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let r = fcgi::CgiResponse::parse(&out);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("{} {}", n * MIB, sha256_of_blocks(n)));
+    let growth = vm_hwm(pid).saturating_sub(before);
+    report("SCGI upload", growth);
+    assert!(
+        growth < BOUND,
+        "peak RSS grew by {} MiB",
+        growth / MIB as u64
+    );
+}
+
+#[test]
+fn a_large_download_to_a_slow_reader_streams_in_bounded_memory() {
+    let d = start(Daemon::builder(APP).fastcgi());
+    let addr = d.fcgi.clone().unwrap();
+    let pid = worker_pid(&addr);
+    let before = vm_hwm(pid);
+    let n = 384;
+    let mut c = Client::connect(&addr);
+    c.send(&Request::get(&format!("/download?{n}")).encode(1, false));
+    // Read nothing for a while: the app must be paused, not buffered.
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused_growth = vm_hwm(pid).saturating_sub(before);
+    let mut body = 0usize;
+    let mut head_seen = false;
+    let mut ended = false;
+    while !ended {
+        match c.next() {
+            Next::Record(r) if r.rtype == STDOUT => {
+                let mut content = &r.content[..];
+                if !head_seen {
+                    if let Some(at) = content.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head_seen = true;
+                        content = &content[at + 4..];
+                    } else {
+                        continue;
+                    }
+                }
+                body += content.len();
+            }
+            Next::Record(r) if r.rtype == fcgi::END_REQUEST => ended = true,
+            Next::Record(_) => {}
+            other => panic!("connection ended early: {other:?}"),
+        }
+    }
+    assert_eq!(body, n * MIB);
+    let growth = vm_hwm(pid).saturating_sub(before);
+    report("download, client paused", paused_growth);
+    report("download", growth);
+    assert!(
+        paused_growth < BOUND && growth < BOUND,
+        "peak RSS grew by {} MiB while the client did not read, {} MiB in all",
+        paused_growth / MIB as u64,
+        growth / MIB as u64
+    );
+}
