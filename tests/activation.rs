@@ -1,0 +1,95 @@
+//! Inherited listeners: a listening socket on fd 0 (how mod_fcgid, lighttpd `bin-path` and
+//! `cgi-fcgi -start` spawn a FastCGI backend) and systemd socket activation (LISTEN_FDS,
+//! LISTEN_PID, LISTEN_FDNAMES), each with no --fastcgi/--scgi option.
+
+mod common;
+
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fcgi::{self, Request};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Retries a request until the daemon answers (it starts asynchronously).
+fn hello_until_ready(addr: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = std::panic::catch_unwind(|| fcgi::request(addr, &Request::get("/")).cgi()) {
+            return r.text();
+        }
+        assert!(Instant::now() < end, "no answer on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serves_fastcgi_on_a_listening_socket_passed_as_fd_0() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_wsgid"))
+        .arg("hello.py")
+        .current_dir(common::fixtures())
+        .env_clear() // mod_fcgid passes almost no environment
+        .stdin(Stdio::from(OwnedFd::from(l)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Killed(child);
+    assert_eq!(hello_until_ready(&addr), "Hello, world!\n");
+}
+
+#[test]
+fn serves_systemd_activated_sockets_by_name() {
+    let fcgi_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let scgi_l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fcgi_addr = fcgi_l.local_addr().unwrap().to_string();
+    let scgi_addr = scgi_l.local_addr().unwrap().to_string();
+    let (a, b) = (fcgi_l.as_raw_fd(), scgi_l.as_raw_fd());
+    let mut cmd = Command::new("/bin/sh");
+    // LISTEN_PID must name the wsgid process itself: the shell exports its own pid, then
+    // execs wsgid in its place.
+    cmd.args([
+        "-c",
+        "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=web:scgi exec \"$0\" hello.py",
+        env!("CARGO_BIN_EXE_wsgid"),
+    ])
+    .current_dir(common::fixtures())
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe dup2 calls, placing the two
+    // listeners at fds 3 and 4 as systemd does (dup2 clears FD_CLOEXEC on the copies).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let _guard = Killed(cmd.spawn().unwrap());
+    assert_eq!(hello_until_ready(&fcgi_addr), "Hello, world!\n");
+    let r = common::scgi::request(&scgi_addr, &Request::get("/"));
+    assert_eq!(r.body, b"Hello, world!\n");
+}
