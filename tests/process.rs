@@ -233,3 +233,33 @@ fn unix_socket_with_mode_replacing_a_stale_socket() {
     assert!(d.stop_with(Signal::SIGTERM, 20).success());
     assert!(!sock.exists(), "socket file left behind after exit");
 }
+
+#[test]
+fn python_installs_no_signal_handlers() {
+    let d = Daemon::builder(APP).fastcgi().start();
+    assert_eq!(
+        get(d.fcgi.as_ref().unwrap(), "/signals"),
+        (200, "SIGINT=not-python SIGTERM=not-python".to_string())
+    );
+}
+
+#[test]
+fn python_stdout_is_flushed_on_exit() {
+    // An empty PYTHONUNBUFFERED counts as unset, whatever the caller's environment has.
+    let mut d = Daemon::builder(APP)
+        .fastcgi()
+        .env("PYTHONUNBUFFERED", "")
+        .start();
+    assert_eq!(
+        get(d.fcgi.as_ref().unwrap(), "/print"),
+        (200, "ok".to_string())
+    );
+    // stdout is a file here, so Python block-buffers it: nothing is out yet.
+    assert!(!d.log().contains("printed-by-the-app-before-exit"));
+    assert!(d.stop_with(Signal::SIGTERM, 20).success());
+    assert!(
+        d.log().contains("printed-by-the-app-before-exit"),
+        "log:\n{}",
+        d.log()
+    );
+}

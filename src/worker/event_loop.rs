@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::SIGINT;
 use signal_hook_mio::v1_0::Signals;
 use tracing::{debug, info, warn};
 
@@ -23,6 +23,12 @@ use crate::config::{Protocol, Settings};
 use crate::environ::Local;
 use crate::protocol::fastcgi::{self, Capabilities};
 use crate::protocol::{scgi, Limits};
+
+/// The signals a worker stops on. Registered before Python starts: a `signal` module
+/// imported later then finds wsgid's handlers in place and installs none of its own.
+pub fn stop_signals() -> io::Result<Signals> {
+    Signals::new([signal_hook::consts::SIGTERM, SIGINT])
+}
 
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -71,8 +77,8 @@ impl EventLoop {
         listeners: Vec<ListenerSlot>,
         sh: Shared,
         settings: &Settings,
+        mut signals: Signals,
     ) -> io::Result<EventLoop> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let t = settings.timeouts;

@@ -50,6 +50,13 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
         }
     }
     raise_nofile_limit();
+    let signals = match event_loop::stop_signals() {
+        Ok(sig) => sig,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(msg) = python::init(s) {
         error!("{msg}");
         return ExitCode::from(EXIT_LOAD_FAILED);
@@ -66,7 +73,7 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
         python::finish();
         return ExitCode::SUCCESS;
     }
-    match serve(&spec, app) {
+    match serve(&spec, app, signals) {
         Ok(exit) => {
             if exit == Exit::Drained {
                 python::finish();
@@ -81,7 +88,11 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
     }
 }
 
-fn serve(spec: &WorkerSpec, app: Arc<python::App>) -> std::io::Result<Exit> {
+fn serve(
+    spec: &WorkerSpec,
+    app: Arc<python::App>,
+    signals: signal_hook_mio::v1_0::Signals,
+) -> std::io::Result<Exit> {
     let s = &spec.settings;
     let mut listeners = Vec::with_capacity(spec.listeners.len());
     for l in &spec.listeners {
@@ -104,7 +115,7 @@ fn serve(spec: &WorkerSpec, app: Arc<python::App>) -> std::io::Result<Exit> {
         output_buffer: s.output_buffer,
         stopping: false,
     };
-    let mut el = EventLoop::new(poll, listeners, shared, s)?;
+    let mut el = EventLoop::new(poll, listeners, shared, s, signals)?;
     if let Some(fd) = spec.ready_fd {
         // SAFETY: the master created this pipe's write end for this worker alone and passed
         // its number in the spec; we take sole ownership and close it after one write.
