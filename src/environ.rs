@@ -38,7 +38,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::config::ListenAddr;
-use crate::protocol::Params;
+use crate::protocol::{parse_decimal, Params};
 
 /// Where the request arrived, for SERVER_NAME / SERVER_PORT fallbacks.
 ///
@@ -586,20 +586,6 @@ fn normalise(path: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
-}
-
-/// A non-empty run of ASCII digits that fits in u64.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 #[cfg(test)]

@@ -12,32 +12,35 @@ use std::time::{Duration, Instant};
 
 use common::fcgi::{self, Request};
 
-struct Killed(Child);
+struct Killed(Option<Child>);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(c) = self.0.take() {
+            common::stop_child(c);
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
+/// A log file for the daemon's stderr, shown if the test fails.
+fn log_file() -> (std::path::PathBuf, Stdio) {
+    let path = common::scratch("activation").join("wsgid.log");
+    let f = std::fs::File::create(&path).unwrap();
+    (path, Stdio::from(f))
+}
+
 /// Retries a request until the daemon answers (it starts asynchronously).
-fn hello_until_ready(addr: &str) -> String {
+fn hello_until_ready(addr: &str, log: &std::path::Path) -> String {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = std::panic::catch_unwind(|| fcgi::request(addr, &Request::get("/")).cgi()) {
             return r.text();
         }
-        assert!(Instant::now() < end, "no answer on {addr}");
+        assert!(
+            Instant::now() < end,
+            "no answer on {addr}; wsgid's log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -46,17 +49,18 @@ fn hello_until_ready(addr: &str) -> String {
 fn serves_fastcgi_on_a_listening_socket_passed_as_fd_0() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
+    let (log, stderr) = log_file();
     let child = Command::new(env!("CARGO_BIN_EXE_wsgid"))
         .arg("hello.py")
         .current_dir(common::fixtures())
         .env_clear() // mod_fcgid passes almost no environment
         .stdin(Stdio::from(OwnedFd::from(l)))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let _guard = Killed(child);
-    assert_eq!(hello_until_ready(&addr), "Hello, world!\n");
+    let _guard = Killed(Some(child));
+    assert_eq!(hello_until_ready(&addr, &log), "Hello, world!\n");
 }
 
 #[test]
@@ -66,6 +70,7 @@ fn serves_systemd_activated_sockets_by_name() {
     let fcgi_addr = fcgi_l.local_addr().unwrap().to_string();
     let scgi_addr = scgi_l.local_addr().unwrap().to_string();
     let (a, b) = (fcgi_l.as_raw_fd(), scgi_l.as_raw_fd());
+    let (log, stderr) = log_file();
     let mut cmd = Command::new("/bin/sh");
     // LISTEN_PID must name the wsgid process itself: the shell exports its own pid, then
     // execs wsgid in its place.
@@ -77,19 +82,27 @@ fn serves_systemd_activated_sockets_by_name() {
     .current_dir(common::fixtures())
     .stdin(Stdio::null())
     .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe dup2 calls, placing the two
-    // listeners at fds 3 and 4 as systemd does (dup2 clears FD_CLOEXEC on the copies).
+    .stderr(stderr);
+    // SAFETY: between fork and exec only async-signal-safe dup2/close calls, placing the
+    // two listeners at fds 3 and 4 as systemd does. They go through fds 100 and 101 first,
+    // so it does not matter whether `a` or `b` already is 3 or 4 (dup2 onto itself would
+    // keep FD_CLOEXEC; dup2 onto another number clears it).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+            let ok = libc::dup2(a, 100) >= 0
+                && libc::dup2(b, 101) >= 0
+                && libc::dup2(100, 3) >= 0
+                && libc::dup2(101, 4) >= 0;
+            if !ok {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::close(100);
+            libc::close(101);
             Ok(())
         });
     }
-    let _guard = Killed(cmd.spawn().unwrap());
-    assert_eq!(hello_until_ready(&fcgi_addr), "Hello, world!\n");
+    let _guard = Killed(Some(cmd.spawn().unwrap()));
+    assert_eq!(hello_until_ready(&fcgi_addr, &log), "Hello, world!\n");
     let r = common::scgi::request(&scgi_addr, &Request::get("/"));
     assert_eq!(r.body, b"Hello, world!\n");
 }

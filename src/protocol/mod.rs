@@ -66,3 +66,18 @@ impl LimitKind {
         }
     }
 }
+
+/// A non-empty run of ASCII digits (leading zeros allowed) that fits in u64: the form of
+/// CONTENT_LENGTH in SCGI (§3) and in CGI (RFC 3875 §4.1.2).
+pub fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}

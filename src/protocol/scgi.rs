@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use super::{LimitKind, Limits, Params};
+use super::{parse_decimal, LimitKind, Limits, Params};
 
 /// A netstring length longer than this many digits is refused as malformed, whatever the
 /// configured `max_scgi_header` (20 digits already exceed `u64::MAX`).
@@ -310,20 +310,6 @@ fn parse_header(header: &[u8], limits: &Limits) -> Result<(Params, u64), ScgiErr
 fn split_nul(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = s.iter().position(|&b| b == 0)?;
     Some((&s[..at], &s[at + 1..]))
-}
-
-/// A non-empty run of ASCII digits (leading zeros allowed, SCGI §3) that fits in u64.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
 }
 
 /// Client side, for tests and the load generator: encode a request (netstring header,

@@ -354,8 +354,7 @@ impl Conn {
         // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
         let content_length = params
             .get(b"CONTENT_LENGTH")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<u64>().ok());
+            .and_then(crate::protocol::parse_decimal);
         let ex = Exchange::new(
             self.key,
             id,

@@ -293,18 +293,8 @@ impl Drop for Nginx {
 
 /// Stops an nginx master: SIGTERM (nginx's fast shutdown: the master stops its workers,
 /// then exits), SIGKILL after 5 s.
-fn stop(mut c: Child) {
-    let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
+fn stop(c: Child) {
+    super::stop_child(c);
 }
 
 /// A request body.
