@@ -263,3 +263,87 @@ fn python_stdout_is_flushed_on_exit() {
         d.log()
     );
 }
+
+#[test]
+fn version_and_help() {
+    let (st, out) = Daemon::builder("").arg("--version").run();
+    assert!(st.success(), "{out}");
+    assert_eq!(out.trim(), format!("wsgid {}", env!("CARGO_PKG_VERSION")));
+    let (st, out) = Daemon::builder("").arg("--help").run();
+    assert!(st.success(), "{out}");
+    for opt in [
+        "--fastcgi",
+        "--scgi",
+        "--processes",
+        "--threads",
+        "--mount",
+        "--socket-mode",
+    ] {
+        assert!(out.contains(opt), "--help lacks {opt}:\n{out}");
+    }
+}
+
+#[test]
+fn a_whole_daemon_from_a_config_file() {
+    let dir = common::scratch("config");
+    let port = common::free_port();
+    let conf = dir.join("wsgid.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "app = \"process_app:application\"\n\
+             fastcgi = [\"127.0.0.1:{port}\"]\n\
+             chdir = \"{}\"\n\
+             mount = \"/app\"\n\
+             threads = 2\n\
+             env = {{ WSGID_TEST_CONF = \"from-toml\" }}\n",
+            common::fixtures().display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::builder("")
+        .args(&["--config", conf.to_str().unwrap()])
+        .cwd(&dir)
+        .start();
+    let addr = format!("127.0.0.1:{port}");
+    assert_eq!(
+        get(&addr, "/app/env?WSGID_TEST_CONF"),
+        (200, "WSGID_TEST_CONF=from-toml".into())
+    );
+    // The mount applies: outside /app, wsgid itself answers 404.
+    assert_eq!(get(&addr, "/elsewhere").0, 404);
+    drop(d);
+}
+
+#[test]
+fn the_binary_carries_an_rpath_to_its_libpython() {
+    let out = std::process::Command::new("readelf")
+        .args(["-d", env!("CARGO_BIN_EXE_wsgid")])
+        .output()
+        .expect("readelf (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rpath = text
+        .lines()
+        .find(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+        .unwrap_or_else(|| panic!("no RUNPATH/RPATH entry:\n{text}"));
+    let needed = text
+        .lines()
+        .find(|l| l.contains("(NEEDED)") && l.contains("libpython"))
+        .unwrap_or_else(|| panic!("not linked to libpython:\n{text}"));
+    // The directory in the rpath holds the libpython the binary needs.
+    let lib = needed
+        .split('[')
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap();
+    let dirs = rpath
+        .split('[')
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap();
+    assert!(
+        dirs.split(':')
+            .any(|d| std::path::Path::new(d).join(lib).exists()),
+        "{lib} is in none of {dirs}"
+    );
+}

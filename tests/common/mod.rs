@@ -182,7 +182,7 @@ impl Builder {
         let log2 = log.try_clone().expect("clone log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgid"));
         cmd.args(&self.args)
-            .arg(&self.app)
+            .args((!self.app.is_empty()).then_some(&self.app))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(log)
