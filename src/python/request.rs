@@ -116,8 +116,8 @@ impl App {
         if r.head.is_none() {
             return Err(no_start_response());
         }
-        if r.ex.aborted().is_some_and(|a| a != Abort::Requested) {
-            return Err(Failure::Stopped(Abort::Disconnected));
+        if let Some(a) = r.ex.aborted() {
+            return Err(Failure::Stopped(a));
         }
         r.finish_whole(&body);
         Ok(())
@@ -179,9 +179,9 @@ impl App {
     /// The iterable was consumed and closed: send what is left and end the request.
     fn finished(&self, py: Python<'_>, responder: &Bound<'_, Responder>) {
         let mut r = responder.borrow_mut();
-        if r.ex.aborted().is_some() {
+        if let Some(a) = r.ex.aborted() {
             drop(r);
-            return self.stopped(responder, Abort::Requested);
+            return self.stopped(responder, a);
         }
         if r.head.is_none() {
             // Ended with no start_response at all.

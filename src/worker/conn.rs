@@ -140,10 +140,7 @@ impl Conn {
                     if self.feed(sh, &buf[..n]) == Verdict::Close {
                         return Verdict::Close;
                     }
-                    if n < buf.len() {
-                        // Most likely drained; one more read confirms WouldBlock cheaply.
-                        continue;
-                    }
+                    // Readiness is edge-triggered: read on until WouldBlock.
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Keep,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
