@@ -354,8 +354,9 @@ enum Slot {
     Later,
 }
 
-/// Repeated names of one request, found by sorting param indexes by (name, index): no
-/// hashing, and for up to `STACK` params no allocation unless a name repeats.
+/// Repeated names of one request, found by sorting param indexes by (name, index); for up
+/// to `STACK` params a small hash table on the stack first rules repeats out, so a request
+/// without them is neither sorted nor allocates.
 struct Duplicates {
     order: Vec<u32>,
     slot: Vec<Slot>,
@@ -364,8 +365,42 @@ struct Duplicates {
 impl Duplicates {
     const STACK: usize = 64;
 
+    /// Whether any name repeats (up to `STACK` params): open addressing in a table twice
+    /// that size, with a per-process seeded hash (names come from clients).
+    fn any(params: &Params) -> bool {
+        use std::hash::BuildHasher;
+        const SLOTS: usize = 2 * Duplicates::STACK;
+        static STATE: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+        let state = STATE.get_or_init(Default::default);
+        let mut table = [u8::MAX; SLOTS];
+        for (i, (name, _)) in params.iter().enumerate() {
+            let mut at = state.hash_one(name) as usize % SLOTS;
+            loop {
+                match table[at] {
+                    u8::MAX => {
+                        table[at] = i as u8;
+                        break;
+                    }
+                    j => {
+                        if params
+                            .pair(j as usize)
+                            .is_some_and(|(other, _)| other == name)
+                        {
+                            return true;
+                        }
+                        at = (at + 1) % SLOTS;
+                    }
+                }
+            }
+        }
+        false
+    }
+
     fn find(params: &Params) -> Option<Duplicates> {
         let n = params.len();
+        if n <= Self::STACK && !Self::any(params) {
+            return None; // the common case, without sorting
+        }
         let name = |i: u32| params.pair(i as usize).map_or(&b""[..], |(n, _)| n);
         let mut stack = [0u32; Self::STACK];
         let mut heap = Vec::new();

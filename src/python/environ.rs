@@ -12,6 +12,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::errors::Errors;
 use super::input::Input;
+use super::latin1;
 use super::App;
 use crate::environ::Environ;
 use crate::worker::exchange::Exchange;
@@ -40,34 +41,26 @@ impl Keys {
 /// At most this many distinct names are cached per thread (header names come from clients).
 const NAME_CACHE: usize = 512;
 
+type NameCache = HashMap<Box<[u8]>, Py<PyString>, foldhash::fast::RandomState>;
+
 thread_local! {
-    static NAMES: RefCell<HashMap<Box<[u8]>, Py<PyString>>> = RefCell::new(HashMap::new());
+    // Seeded per process: names come from clients (header names).
+    static NAMES: RefCell<NameCache> = RefCell::new(NameCache::default());
 }
 
-/// A latin-1 str of `b` (ASCII, the common case, without a per-byte loop in Rust).
-pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
-    if b.is_ascii() {
-        // ASCII is valid UTF-8.
-        PyString::new(py, std::str::from_utf8(b).unwrap_or_default())
-    } else {
-        let s: String = b.iter().map(|&c| c as char).collect();
-        PyString::new(py, &s)
-    }
-}
-
-fn name<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+fn name<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
     NAMES.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(s) = cache.get(b) {
-            return s.bind(py).clone();
+            return Ok(s.bind(py).clone());
         }
-        let s = latin1(py, b);
+        let s = latin1::to_str(py, b)?;
         // Interning makes dict lookups by the app's literal keys hit the pointer fast path.
         let s = PyString::intern(py, &s.to_string_lossy());
         if cache.len() < NAME_CACHE {
             cache.insert(b.into(), s.clone().unbind());
         }
-        s
+        Ok(s)
     })
 }
 
@@ -80,7 +73,7 @@ pub fn environ_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = app.template.bind(py).copy()?;
     for (k, v) in &env.vars {
-        d.set_item(name(py, k), latin1(py, v))?;
+        d.set_item(name(py, k)?, latin1::to_str(py, v)?)?;
     }
     let k = &app.keys;
     let scheme = if env.url_scheme == "https" {

@@ -7,8 +7,15 @@ mod errors;
 mod file_wrapper;
 mod input;
 mod interp;
+mod latin1;
 mod request;
 mod respond;
 
 pub use app::App;
 pub use interp::{finish, init, venv_version, BUILT_EXECUTABLE, BUILT_VERSION};
+
+/// Runs `f` attached to the interpreter (the only way code outside this module gets a
+/// `Python` token, e.g. for a thread to keep one thread state for its whole life).
+pub fn attached<R>(f: impl for<'py> FnOnce(pyo3::Python<'py>) -> R) -> R {
+    pyo3::Python::attach(f)
+}

@@ -126,22 +126,16 @@ impl Responder {
     }
 }
 
-fn latin1(s: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+fn latin1<'a>(s: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a [u8]> {
     let s = s
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a str")))?;
-    let text = s.to_str()?;
-    let mut out = Vec::with_capacity(text.len());
-    for c in text.chars() {
-        let c = c as u32;
-        if c > 0xff {
-            return Err(PyValueError::new_err(format!(
-                "{what} must be latin-1 (PEP 3333): {text:?}"
-            )));
-        }
-        out.push(c as u8);
-    }
-    Ok(out)
+    super::latin1::as_bytes(s).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "{what} must be latin-1 (PEP 3333): {:?}",
+            s.to_string_lossy()
+        ))
+    })
 }
 
 /// RFC 9110 token characters, for header names.
@@ -166,7 +160,7 @@ fn render_head(
     headers: &Bound<'_, PyAny>,
 ) -> PyResult<(Vec<u8>, Option<u64>)> {
     let status = latin1(status, "status")?;
-    no_ctl(&status, "status")?;
+    no_ctl(status, "status")?;
     let ok = status.len() >= 5
         && status[..3].iter().all(u8::is_ascii_digit)
         && status[0] != b'0'
@@ -174,7 +168,7 @@ fn render_head(
     if !ok {
         return Err(PyValueError::new_err(format!(
             "status must be a 3-digit code, a space and a reason phrase: {:?}",
-            String::from_utf8_lossy(&status)
+            String::from_utf8_lossy(status)
         )));
     }
     let list = headers
@@ -182,7 +176,7 @@ fn render_head(
         .map_err(|_| PyTypeError::new_err("response_headers must be a list (PEP 3333)"))?;
     let mut head = Vec::with_capacity(64 + list.len() * 32);
     head.extend_from_slice(b"Status: ");
-    head.extend_from_slice(&status);
+    head.extend_from_slice(status);
     head.extend_from_slice(b"\r\n");
     let mut content_length = None;
     for item in list.iter() {
@@ -194,12 +188,13 @@ fn render_head(
                 "each header must be a (name, value) tuple",
             ));
         }
-        let name = latin1(&t.get_item(0)?, "header name")?;
-        let value = latin1(&t.get_item(1)?, "header value")?;
+        let (name_obj, value_obj) = (t.get_item(0)?, t.get_item(1)?);
+        let name = latin1(&name_obj, "header name")?;
+        let value = latin1(&value_obj, "header value")?;
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
             return Err(PyValueError::new_err(format!(
                 "invalid header name {:?}",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(name)
             )));
         }
         if name.eq_ignore_ascii_case(b"status") {
@@ -207,18 +202,18 @@ fn render_head(
                 "a header named Status is not allowed",
             ));
         }
-        no_ctl(&value, "header value")?;
+        no_ctl(value, "header value")?;
         if name.eq_ignore_ascii_case(b"content-length") {
-            let v = std::str::from_utf8(&value)
+            let v = std::str::from_utf8(value)
                 .ok()
                 .map(str::trim)
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| PyValueError::new_err("Content-Length must be a number"))?;
             content_length = Some(v);
         }
-        head.extend_from_slice(&name);
+        head.extend_from_slice(name);
         head.extend_from_slice(b": ");
-        head.extend_from_slice(&value);
+        head.extend_from_slice(value);
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");

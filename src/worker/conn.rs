@@ -117,8 +117,10 @@ impl Conn {
         }
     }
 
-    /// Reads everything available and processes it.
-    pub fn on_readable(&mut self, sh: &mut Shared, buf: &mut [u8]) -> Verdict {
+    /// Reads everything available and processes it. `to_eagain` forces reading until
+    /// EAGAIN or EOF (when the peer's FIN may already be queued behind the data, or after
+    /// reads were resumed); otherwise a short read ends the call.
+    pub fn on_readable(&mut self, sh: &mut Shared, buf: &mut [u8], to_eagain: bool) -> Verdict {
         loop {
             if self.read_paused || self.peer_eof {
                 return Verdict::Keep;
@@ -140,7 +142,12 @@ impl Conn {
                     if self.feed(sh, &buf[..n]) == Verdict::Close {
                         return Verdict::Close;
                     }
-                    // Readiness is edge-triggered: read on until WouldBlock.
+                    if n < buf.len() && !to_eagain {
+                        // A short read took everything the socket held. Readiness is
+                        // edge-triggered, and every later arrival (data or FIN) raises a new
+                        // edge, so there is no need for one more read() to see EAGAIN.
+                        return Verdict::Keep;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Keep,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

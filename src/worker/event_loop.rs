@@ -162,13 +162,14 @@ impl EventLoop {
                         };
                         let mut verdict = Verdict::Keep;
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            verdict = conn.on_readable(&mut self.sh, &mut buf);
+                            let closed = ev.is_read_closed() || ev.is_error();
+                            verdict = conn.on_readable(&mut self.sh, &mut buf, closed);
                         }
                         if verdict == Verdict::Keep && (ev.is_writable() || ev.is_write_closed()) {
                             verdict = conn.after_progress(&mut self.sh);
                         }
                         if verdict == Verdict::Keep && std::mem::take(&mut conn.resume_read) {
-                            verdict = conn.on_readable(&mut self.sh, &mut buf);
+                            verdict = conn.on_readable(&mut self.sh, &mut buf, true);
                         }
                         self.settle(slot, verdict);
                     }
@@ -325,7 +326,7 @@ impl EventLoop {
                 if c.read_paused && !c.reqs.iter().any(|r| r.ex.input_paused()) {
                     c.read_paused = false;
                     // Edge-triggered readiness may have fired while paused: read now.
-                    let v = c.on_readable(&mut self.sh, buf);
+                    let v = c.on_readable(&mut self.sh, buf, true);
                     self.settle(slot, v);
                 }
             }

@@ -37,9 +37,17 @@ impl Pool {
             let t = std::thread::Builder::new()
                 .name(format!("python-{i}"))
                 .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        app.run(job);
-                    }
+                    // Attach once for the thread's lifetime so its Python thread state
+                    // lives as long as the thread: a state created and destroyed per request
+                    // costs an mmap/munmap of its frame stack each time. Waiting for work
+                    // happens detached; each request re-attaches to this same state.
+                    crate::python::attached(|py| {
+                        py.detach(|| {
+                            while let Ok(job) = rx.recv() {
+                                app.run(job);
+                            }
+                        })
+                    })
                 })?;
             threads.push(t);
         }
