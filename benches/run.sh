@@ -449,6 +449,9 @@ mkdir -p "$(dirname "$OUT")"
     echo "nginx FastCGI request, building its environ and encoding the response take"
     echo "**$CRIT_TOTAL ns/request** (decode $CRIT_DECODE ns, environ $CRIT_ENVIRON ns, encode $CRIT_ENCODE ns)."
     echo
+    echo "Where a hello request's time goes (CPU by thread, system calls, instructions), and how"
+    echo "it was measured: [benches/PROFILE.md](benches/PROFILE.md) (\`benches/profile.sh\`)."
+    echo
     echo "## Commands"
     echo
     echo "\`benches/run.sh\` (\`DURATION=$DURATION\`, \`CONNECTIONS=$CONNECTIONS\`) builds with \`cargo build --release\`"

@@ -50,6 +50,8 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
         }
     }
     raise_nofile_limit();
+    // The I/O thread's name in top, ps -L and profiles (the Python threads are python-N).
+    let _ = nix::sys::prctl::set_name(c"wsgid-io");
     let signals = match event_loop::stop_signals() {
         Ok(sig) => sig,
         Err(e) => {
