@@ -63,6 +63,9 @@ struct State {
     ending: Option<Ending>,
     /// The I/O thread has this exchange in its pending queue already.
     queued: bool,
+    /// The Python thread is blocked in `cond.wait`: only then is a notify worth its
+    /// system call (std's Condvar makes one on every notify, waiter or not).
+    waiting: bool,
     /// Nothing more can be written (the front end aborted or is gone).
     abort: Option<Abort>,
     /// Nothing more can be read (timeout, body limit); the response may still be written.
@@ -118,8 +121,20 @@ impl Exchange {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.cond.wait(g).unwrap_or_else(|e| e.into_inner())
+    fn wait<'a>(&self, mut g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        g.waiting = true;
+        let mut g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
+        g.waiting = false;
+        g
+    }
+
+    /// Releases the lock and wakes the Python thread if it is waiting.
+    fn wake(&self, g: MutexGuard<'_, State>) {
+        let waiting = g.waiting;
+        drop(g);
+        if waiting {
+            self.cond.notify_all();
+        }
     }
 
     // ---- I/O thread side -------------------------------------------------------------
@@ -138,14 +153,14 @@ impl Exchange {
         if over {
             g.input_paused = true;
         }
-        drop(g);
-        self.cond.notify_all();
+        self.wake(g);
         over
     }
 
     pub fn end_input(&self) {
-        self.lock().input_eof = true;
-        self.cond.notify_all();
+        let mut g = self.lock();
+        g.input_eof = true;
+        self.wake(g);
     }
 
     /// True while this exchange holds the connection's reads paused.
@@ -170,8 +185,7 @@ impl Exchange {
         }
         g.input.clear();
         g.input_buffered = 0;
-        drop(g);
-        self.cond.notify_all();
+        self.wake(g);
     }
 
     /// The input failure, if any (for the response the app's error turns into).
@@ -187,8 +201,7 @@ impl Exchange {
         g.input.clear();
         g.input_buffered = 0;
         g.output.clear(); // whole records only: nothing partial is ever left in this buffer
-        drop(g);
-        self.cond.notify_all();
+        self.wake(g);
     }
 
     /// The request's last output was handed over (`finish_with` was called).
@@ -208,8 +221,7 @@ impl Exchange {
         spare.clear();
         std::mem::swap(&mut g.output, spare);
         let ending = g.ending;
-        drop(g);
-        self.cond.notify_all();
+        self.wake(g);
         ending
     }
 
