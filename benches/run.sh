@@ -395,6 +395,8 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if git diff --quiet HEAD -- src Cargo.toml 2>/dev/null; then DIRTY=""; else DIRTY=" (with uncommitted changes)"; fi
 
 mkdir -p "$(dirname "$OUT")"
+# benches/compare.sh keeps its section at the end of the report: carry it over.
+COMPARISON=$(sed -n '/^## Comparison with peer servers$/,$p' "$OUT" 2>/dev/null || true)
 {
     echo "# wsgid benchmarks"
     echo
@@ -483,6 +485,10 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "Re-run: \`benches/run.sh\` (\`DURATION=30 benches/run.sh\` for longer runs,"
     echo "\`benches/run.sh --smoke\` for a quick check)."
+    if [ -n "$COMPARISON" ]; then
+        echo
+        printf '%s\n' "$COMPARISON"
+    fi
 } >"$OUT"
 
 say "wrote $OUT"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Compares wsgid with uWSGI, flup, gunicorn and Granian behind the same nginx, and writes
+# benches/COMPARISON.md, benches/comparison.png and the "Comparison with peer servers"
+# section at the end of BENCHMARKS.md (benches/compare.py does the work; see there).
+#
+# Usage: benches/compare.sh [--smoke]
+#   --smoke   1-second runs, one repetition, hello + 100 MiB download + Django at 1 x 1 and
+#             300 idle connections: checks that every server starts and answers (non-zero
+#             exit if one does not, or if hello had errors); the report goes to
+#             benches/results/COMPARISON-smoke.md and BENCHMARKS.md is left alone
+# Environment: REPS (repetitions, default 3), DURATION (seconds per measured run, 4),
+# WARMUP (seconds, 1), SERVERS (default "wsgid uwsgi flup gunicorn granian"), IDLE_CONNS
+# (10000), IDLE_LAYOUT (2x1), NGINX (/usr/sbin/nginx), WRK (wrk), CARGO (cargo),
+# PYTHON (the interpreter the venv is made from, /usr/bin/python3).
+# Needs: a Rust toolchain, Debian's python3 with python3-dev and python3-venv (uWSGI
+# compiles against it), gcc, nginx-light and wrk:
+#   apt-get install nginx-light wrk python3-dev python3-venv gcc
+# The peers are pip-installed, pinned by benches/requirements-peers.txt, into
+# benches/.venv-peers, made once and remade when that file changes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+case "${1:-}" in
+    -h | --help)
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+esac
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+CARGO=${CARGO:-cargo}
+PYTHON=${PYTHON:-/usr/bin/python3}
+VENV=benches/.venv-peers
+REQS=benches/requirements-peers.txt
+for tool in "$CARGO" "$PYTHON" "${NGINX:-/usr/sbin/nginx}" "${WRK:-wrk}"; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install nginx-light wrk python3-dev python3-venv)"
+done
+
+# ---------------------------------------------------------------- the peers' venv
+STAMP=$VENV/.requirements.sha256
+WANT=$(sha256sum "$REQS" | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+    say "creating $VENV (uWSGI compiles from source: about a minute)"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS" >&2
+    echo "$WANT" >"$STAMP"
+fi
+
+# ---------------------------------------------------------------- wsgid and fcgi_load
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsgid-compare-bin.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+say "building (release)"
+"$CARGO" build --release --bin wsgid >&2
+"$CARGO" bench --no-run --bench fcgi_load --message-format=json >"$WORK/build.json"
+# Copies, so that a rebuild during the run cannot swap a binary under it.
+cp target/release/wsgid "$WORK/wsgid"
+"$VENV/bin/python" - "$WORK/build.json" "$WORK/fcgi_load" <<'EOF'
+import json, shutil, sys
+for line in open(sys.argv[1]):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+            and msg["target"]["name"] == "fcgi_load"):
+        shutil.copy(msg["executable"], sys.argv[2])
+        sys.exit(0)
+sys.exit("no fcgi_load executable in cargo's output")
+EOF
+
+# 10,000 idle connections need more descriptors than the usual 1024 (client and servers).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+say "open-file limit $(ulimit -n)"
+
+"$VENV/bin/python" benches/compare.py --wsgid "$WORK/wsgid" --fcgi-load "$WORK/fcgi_load" "$@"
