@@ -35,6 +35,11 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const CONN_BASE: usize = 1 << 16;
 const TICK: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 256 * 1024;
+/// Connections accepted per listener per loop turn. Every worker is woken for a new
+/// connection on the shared socket; taking a few at a time and going back to the loop lets
+/// the others take theirs, so a burst (nginx opening its keep-alive pool) is spread over the
+/// workers instead of pinned to whichever woke first.
+const ACCEPT_BATCH: usize = 4;
 
 pub struct ListenerSlot {
     pub listener: Listener,
@@ -60,6 +65,9 @@ pub struct EventLoop {
     interrupt: Duration,
     max_connections: usize,
     deadline: Option<Instant>,
+    /// Listeners whose last turn stopped at ACCEPT_BATCH (more may be waiting; edge-
+    /// triggered readiness will not report them again).
+    accept_more: Vec<usize>,
 }
 
 /// How the loop ended.
@@ -104,6 +112,7 @@ impl EventLoop {
             interrupt: Duration::from_millis(t.interrupt_ms),
             max_connections: settings.max_connections.max(1),
             deadline: None,
+            accept_more: Vec::new(),
         };
         el.set_listening(true);
         Ok(el)
@@ -144,6 +153,9 @@ impl EventLoop {
             if let Some(d) = self.deadline {
                 timeout = timeout.min(d.saturating_duration_since(now));
             }
+            if !self.accept_more.is_empty() {
+                timeout = Duration::ZERO;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     warn!(error = %e, "poll failed");
@@ -178,6 +190,11 @@ impl EventLoop {
             self.sh.notifier.drain(&mut notes);
             for note in notes.drain(..) {
                 self.on_note(note, &mut buf, &mut spare);
+            }
+            for i in std::mem::take(&mut self.accept_more) {
+                if self.listening {
+                    self.accept(i);
+                }
             }
             let now = Instant::now();
             if now >= next_sweep {
@@ -246,7 +263,7 @@ impl EventLoop {
     }
 
     fn accept(&mut self, i: usize) {
-        loop {
+        for _ in 0..ACCEPT_BATCH {
             if self.count >= self.max_connections {
                 warn!(
                     max_connections = self.max_connections,
@@ -297,6 +314,10 @@ impl EventLoop {
             conn.interest = Some((true, false));
             self.conns[slot] = Some(conn);
             self.count += 1;
+        }
+        // The batch ran out before EAGAIN: come back for the rest on the next turn.
+        if !self.accept_more.contains(&i) {
+            self.accept_more.push(i);
         }
     }
 
