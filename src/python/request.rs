@@ -79,10 +79,10 @@ impl App {
         // A list or tuple: every block is there already, so send headers, body and the end
         // of the response in one piece (one hand-off to the I/O thread, one write).
         if let Ok(list) = result.cast::<PyList>() {
-            return self.whole(py, responder, list.iter());
+            return self.whole(responder, list.iter());
         }
         if let Ok(t) = result.cast::<PyTuple>() {
-            return self.whole(py, responder, t.iter());
+            return self.whole(responder, t.iter());
         }
         if let Ok(fw) = result.cast::<FileWrapper>() {
             if self.stream_file(py, &fw.borrow(), responder)? {
@@ -103,7 +103,6 @@ impl App {
 
     fn whole<'py>(
         &self,
-        _py: Python<'py>,
         responder: &Bound<'py, Responder>,
         items: impl Iterator<Item = Bound<'py, PyAny>>,
     ) -> Result<(), Failure> {

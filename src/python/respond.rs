@@ -78,16 +78,7 @@ impl Responder {
         };
         let full = self
             .ex
-            .append(|out| {
-                if let Some(h) = head {
-                    let mut both = Vec::with_capacity(h.len() + data.len());
-                    both.extend_from_slice(h);
-                    both.extend_from_slice(data);
-                    framing.body(&both, out);
-                } else {
-                    framing.body(data, out);
-                }
-            })
+            .append(|out| framing.head_and_body(head, data, out))
             .map_err(Stopped)?;
         self.sent = true;
         self.written += data.len() as u64;
@@ -110,16 +101,7 @@ impl Responder {
         };
         self.ex
             .finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                match head {
-                    Some(h) if !body.is_empty() => {
-                        let mut both = Vec::with_capacity(h.len() + body.len());
-                        both.extend_from_slice(h);
-                        both.extend_from_slice(body);
-                        framing.body(&both, out);
-                    }
-                    Some(h) => framing.body(h, out),
-                    None => framing.body(body, out),
-                }
+                framing.head_and_body(head, body, out);
                 framing.end(0, out);
             });
         self.sent = true;

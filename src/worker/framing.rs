@@ -19,6 +19,15 @@ impl Framing {
         }
     }
 
+    /// Appends the CGI header block, when it is still owed, then body bytes: each framed
+    /// on its own, so the body is never copied just to put the headers in front of it.
+    pub fn head_and_body(self, head: Option<&[u8]>, body: &[u8], out: &mut Vec<u8>) {
+        if let Some(h) = head {
+            self.body(h, out);
+        }
+        self.body(body, out);
+    }
+
     /// Appends what ends the response (FastCGI: empty STDOUT + END_REQUEST; SCGI: nothing,
     /// the connection close ends it).
     pub fn end(self, app_status: u32, out: &mut Vec<u8>) {

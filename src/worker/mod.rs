@@ -18,16 +18,12 @@ use std::sync::Arc;
 use mio::{Poll, Waker};
 use tracing::{error, info, warn};
 
-use crate::config::WorkerSpec;
+use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED};
 use crate::environ::Local;
 use crate::python;
 use event_loop::{EventLoop, Exit, ListenerSlot};
 use notify::Notifier;
 use pool::Pool;
-
-/// Exit status of a worker whose Python or app failed to load (the master does not
-/// respawn it in a tight loop).
-pub const EXIT_LOAD_FAILED: u8 = 3;
 
 /// What the I/O thread and its connections share.
 pub struct Shared {
@@ -46,7 +42,7 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
     if let Some(dir) = &s.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             error!("cannot chdir to {}: {e}", dir.display());
-            return ExitCode::from(EXIT_LOAD_FAILED);
+            return ExitCode::from(EXIT_APP_LOAD_FAILED);
         }
     }
     raise_nofile_limit();
@@ -61,13 +57,13 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
     };
     if let Err(msg) = python::init(s) {
         error!("{msg}");
-        return ExitCode::from(EXIT_LOAD_FAILED);
+        return ExitCode::from(EXIT_APP_LOAD_FAILED);
     }
     let app = match python::App::load(s) {
         Ok(app) => Arc::new(app),
         Err(msg) => {
             error!("cannot load the application {:?}:\n{msg}", s.app);
-            return ExitCode::from(EXIT_LOAD_FAILED);
+            return ExitCode::from(EXIT_APP_LOAD_FAILED);
         }
     };
     if spec.check_only {
