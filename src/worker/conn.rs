@@ -373,17 +373,10 @@ impl Conn {
             framing,
             local: self.local.clone(),
         };
-        match sh.pool.submit(job) {
-            Ok(()) => {
-                sh.requests += 1;
-                self.reqs.push(Req { id, ex, keep_conn });
-            }
-            Err(_) => {
-                warn!(id, "request refused: Python threads' queue is full");
-                framing.simple_response("503 Service Unavailable", "server busy", &mut self.wbuf);
-                self.request_done(id, keep_conn);
-            }
-        }
+        // `max_requests` above bounds this queue.
+        sh.ready.push(job);
+        sh.requests += 1;
+        self.reqs.push(Req { id, ex, keep_conn });
     }
 
     /// A request on this connection is over (its final bytes are in `wbuf`).

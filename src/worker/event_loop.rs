@@ -1,5 +1,7 @@
-//! The worker's I/O thread: one mio poll over the inherited listeners, every connection,
-//! the waker Python threads use, and the shutdown signals. It never holds the GIL.
+//! The worker's reactor: one mio poll over the inherited listeners, every connection, the
+//! waker Python threads use, and the shutdown signals. It is not a thread of its own:
+//! whichever thread leads (see `lead`) runs its `turn`s, always detached from the
+//! interpreter, and takes the requests a turn decoded.
 //!
 //! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
 //! params or body stop arriving, lingering closes), which costs O(connections) per second and
@@ -17,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::conn::{Codec, Conn, Verdict};
 use super::exchange::Abort;
 use super::notify::Note;
+use super::pool::Job;
 use super::stream::Listener;
 use super::Shared;
 use crate::config::{Protocol, Settings};
@@ -68,10 +71,17 @@ pub struct EventLoop {
     /// Listeners whose last turn stopped at ACCEPT_BATCH (more may be waiting; edge-
     /// triggered readiness will not report them again).
     accept_more: Vec<usize>,
+    next_sweep: Instant,
+    /// When the last turn started.
+    last_turn: Instant,
+    events: Events,
+    buf: Vec<u8>,
+    notes: Vec<Note>,
+    spare: Vec<u8>,
 }
 
 /// How the loop ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Every connection finished.
     Drained,
@@ -113,13 +123,25 @@ impl EventLoop {
             max_connections: settings.max_connections.max(1),
             deadline: None,
             accept_more: Vec::new(),
+            next_sweep: Instant::now() + TICK,
+            last_turn: Instant::now(),
+            events: Events::with_capacity(1024),
+            buf: vec![0u8; READ_CHUNK],
+            notes: Vec::with_capacity(64),
+            spare: Vec::new(),
         };
         el.set_listening(true);
         Ok(el)
     }
 
-    pub fn into_shared(self) -> Shared {
-        self.sh
+    /// How long since the last turn started.
+    pub fn since_turn(&self) -> Duration {
+        self.last_turn.elapsed()
+    }
+
+    /// Requests decoded by the last turns, for Python threads to run.
+    pub fn ready(&mut self) -> &mut Vec<Job> {
+        &mut self.sh.ready
     }
 
     fn set_listening(&mut self, on: bool) {
@@ -141,86 +163,111 @@ impl EventLoop {
         self.listening = on;
     }
 
-    pub fn run(&mut self) -> Exit {
-        let mut events = Events::with_capacity(1024);
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut notes = Vec::with_capacity(64);
-        let mut spare = Vec::new();
-        let mut next_sweep = Instant::now() + TICK;
-        loop {
-            let now = Instant::now();
-            let mut timeout = next_sweep.saturating_duration_since(now);
-            if let Some(d) = self.deadline {
-                timeout = timeout.min(d.saturating_duration_since(now));
+    /// Sends what Python threads finished since the last turn, without polling.
+    pub fn flush_notes(&mut self) {
+        self.sh.notifier.drain(&mut self.notes);
+        let mut notes = std::mem::take(&mut self.notes);
+        for note in notes.drain(..) {
+            self.on_note(note);
+        }
+        self.notes = notes;
+    }
+
+    /// One turn: finished output out first, then one poll (blocking until something happens
+    /// or the next sweep, unless work is already waiting), its events, the notes that came
+    /// in meanwhile, pending accepts, the sweep and the shutdown checks. Some(exit) ends
+    /// the worker.
+    /// `done` is the leader's own reason to stop (a waiting request's condition): when the
+    /// notes already met it, the poll does not block.
+    pub fn turn(&mut self, block: bool, done: &dyn Fn() -> bool) -> Option<Exit> {
+        self.flush_notes();
+        let now = Instant::now();
+        self.last_turn = now;
+        let mut timeout = self.next_sweep.saturating_duration_since(now);
+        if !block || done() {
+            timeout = Duration::ZERO;
+        }
+        if let Some(d) = self.deadline {
+            timeout = timeout.min(d.saturating_duration_since(now));
+        }
+        if !self.accept_more.is_empty() || !self.sh.ready.is_empty() {
+            timeout = Duration::ZERO;
+        }
+        // Announce the blocking poll so a Python thread's note wakes it; a note that came in
+        // since the flush above makes this poll a non-blocking one instead.
+        let announced = !timeout.is_zero() && self.sh.notifier.begin_poll();
+        if !announced {
+            timeout = Duration::ZERO;
+        }
+        let polled = self.poll.poll(&mut self.events, Some(timeout));
+        if announced {
+            self.sh.notifier.end_poll();
+        }
+        if let Err(e) = polled {
+            if e.kind() != io::ErrorKind::Interrupted {
+                warn!(error = %e, "poll failed");
             }
-            if !self.accept_more.is_empty() {
-                timeout = Duration::ZERO;
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    warn!(error = %e, "poll failed");
-                }
-                continue;
-            }
-            for ev in events.iter() {
-                match ev.token() {
-                    WAKER => {}
-                    SIGNALS => self.on_signals(),
-                    Token(i) if i < CONN_BASE => self.accept(i),
-                    Token(t) => {
-                        let slot = t - CONN_BASE;
-                        let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
-                            continue;
-                        };
-                        let mut verdict = Verdict::Keep;
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            let closed = ev.is_read_closed() || ev.is_error();
-                            verdict = conn.on_readable(&mut self.sh, &mut buf, closed);
-                        }
-                        if verdict == Verdict::Keep && (ev.is_writable() || ev.is_write_closed()) {
-                            verdict = conn.after_progress(&mut self.sh);
-                        }
-                        if verdict == Verdict::Keep && std::mem::take(&mut conn.resume_read) {
-                            verdict = conn.on_readable(&mut self.sh, &mut buf, true);
-                        }
-                        self.settle(slot, verdict);
+            return None;
+        }
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                SIGNALS => self.on_signals(),
+                Token(i) if i < CONN_BASE => self.accept(i),
+                Token(t) => {
+                    let slot = t - CONN_BASE;
+                    let Some(conn) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+                        continue;
+                    };
+                    let buf = &mut self.buf;
+                    let mut verdict = Verdict::Keep;
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        let closed = ev.is_read_closed() || ev.is_error();
+                        verdict = conn.on_readable(&mut self.sh, buf, closed);
                     }
-                }
-            }
-            self.sh.notifier.drain(&mut notes);
-            for note in notes.drain(..) {
-                self.on_note(note, &mut buf, &mut spare);
-            }
-            for i in std::mem::take(&mut self.accept_more) {
-                if self.listening {
-                    self.accept(i);
-                }
-            }
-            let now = Instant::now();
-            if now >= next_sweep {
-                self.sweep(now);
-                next_sweep = now + TICK;
-            }
-            if self.deadline.is_some() {
-                self.close_idle();
-                if self.count == 0 {
-                    return Exit::Drained;
-                }
-                if self.deadline.is_some_and(|d| now >= d) {
-                    warn!(
-                        connections = self.count,
-                        "grace period over; abandoning requests still running"
-                    );
-                    for slot in 0..self.conns.len() {
-                        if let Some(c) = self.conns[slot].as_mut() {
-                            c.abort_all(Abort::Shutdown);
-                            self.close(slot);
-                        }
+                    if verdict == Verdict::Keep && (ev.is_writable() || ev.is_write_closed()) {
+                        verdict = conn.after_progress(&mut self.sh);
                     }
-                    return Exit::TimedOut;
+                    if verdict == Verdict::Keep && std::mem::take(&mut conn.resume_read) {
+                        verdict = conn.on_readable(&mut self.sh, buf, true);
+                    }
+                    self.settle(slot, verdict);
                 }
             }
         }
+        self.events = events;
+        self.flush_notes();
+        for i in std::mem::take(&mut self.accept_more) {
+            if self.listening {
+                self.accept(i);
+            }
+        }
+        let now = Instant::now();
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + TICK;
+        }
+        if self.deadline.is_some() {
+            self.close_idle();
+            if self.count == 0 {
+                return Some(Exit::Drained);
+            }
+            if self.deadline.is_some_and(|d| now >= d) {
+                warn!(
+                    connections = self.count,
+                    "grace period over; abandoning requests still running"
+                );
+                for slot in 0..self.conns.len() {
+                    if let Some(c) = self.conns[slot].as_mut() {
+                        c.abort_all(Abort::Shutdown);
+                        self.close(slot);
+                    }
+                }
+                return Some(Exit::TimedOut);
+            }
+        }
+        None
     }
 
     fn on_signals(&mut self) {
@@ -321,7 +368,7 @@ impl EventLoop {
         }
     }
 
-    fn on_note(&mut self, note: Note, buf: &mut [u8], spare: &mut Vec<u8>) {
+    fn on_note(&mut self, note: Note) {
         match note {
             Note::Output {
                 conn: (slot, gen),
@@ -333,7 +380,7 @@ impl EventLoop {
                 let Some(c) = self.conns[slot].as_mut() else {
                     return;
                 };
-                c.pull_output(&mut self.sh, id, spare);
+                c.pull_output(&mut self.sh, id, &mut self.spare);
                 let v = c.after_progress(&mut self.sh);
                 self.settle(slot, v);
             }
@@ -347,7 +394,7 @@ impl EventLoop {
                 if c.read_paused && !c.reqs.iter().any(|r| r.ex.input_paused()) {
                     c.read_paused = false;
                     // Edge-triggered readiness may have fired while paused: read now.
-                    let v = c.on_readable(&mut self.sh, buf, true);
+                    let v = c.on_readable(&mut self.sh, &mut self.buf, true);
                     self.settle(slot, v);
                 }
             }

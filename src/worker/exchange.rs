@@ -1,14 +1,19 @@
-//! The state one request shares between the I/O thread and the Python thread running it.
+//! The state one request shares between the reactor and the Python thread running it.
 //!
-//! Request body bytes flow I/O → Python through a bounded queue (`input_buffer` bytes; past
-//! that the I/O thread stops reading from the connection). Response bytes, already framed
-//! for the connection's protocol, flow Python → I/O through a buffer bounded by
+//! Request body bytes flow reactor → Python through a bounded queue (`input_buffer` bytes;
+//! past that the reactor stops reading from the connection). Response bytes, already framed
+//! for the connection's protocol, flow Python → reactor through a buffer bounded by
 //! `output_buffer` bytes: past that the Python thread waits, detached from the interpreter,
 //! so a slow client pauses the app instead of growing memory. An abort (FCGI_ABORT_REQUEST,
-//! a connection gone, a timeout, a broken limit) wakes every waiter.
+//! a connection gone, a timeout, a broken limit) wakes the waiter.
+//!
+//! A Python thread that has to wait leads the reactor itself when nobody does
+//! (`lead::wait_io`), so a worker with a single thread still makes progress on the body it
+//! is reading or the response it is writing.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
 
 use super::notify::Notifier;
 
@@ -39,7 +44,7 @@ impl Abort {
     }
 }
 
-/// How the I/O thread should end the request once its output is written.
+/// How the reactor should end the request once its output is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// Output complete (it includes END_REQUEST for FastCGI).
@@ -57,15 +62,17 @@ struct State {
     /// Body bytes pushed so far, against `content_length`.
     input_received: u64,
     input_eof: bool,
-    /// The I/O thread stopped reading this connection because `input_buffered` is high.
+    /// The reactor stopped reading this connection because `input_buffered` is high.
     input_paused: bool,
     output: Vec<u8>,
     ending: Option<Ending>,
-    /// The I/O thread has this exchange in its pending queue already.
+    /// The reactor has this exchange in its pending queue already.
     queued: bool,
-    /// The Python thread is blocked in `cond.wait`: only then is a notify worth its
-    /// system call (std's Condvar makes one on every notify, waiter or not).
-    waiting: bool,
+    /// The Python thread waiting for a change (only then is an unpark worth its system
+    /// call).
+    waiter: Option<Thread>,
+    /// Bumped by every change a waiter may be waiting for.
+    version: u64,
     /// Nothing more can be written (the front end aborted or is gone).
     abort: Option<Abort>,
     /// Nothing more can be read (timeout, body limit); the response may still be written.
@@ -79,7 +86,6 @@ pub struct Exchange {
     /// FastCGI request id (0 for SCGI).
     pub id: u16,
     state: Mutex<State>,
-    cond: Condvar,
     notifier: Arc<Notifier>,
     input_limit: usize,
     output_limit: usize,
@@ -107,7 +113,6 @@ impl Exchange {
             conn,
             id,
             state: Mutex::new(State::default()),
-            cond: Condvar::new(),
             notifier,
             input_limit: input_limit.max(1),
             output_limit: output_limit.max(1),
@@ -121,25 +126,30 @@ impl Exchange {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, mut g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        g.waiting = true;
-        let mut g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
-        g.waiting = false;
+    /// Releases the lock until the state changes (or, spuriously, earlier: callers loop).
+    fn wait<'a>(&'a self, mut g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let seen = g.version;
+        g.waiter = Some(std::thread::current());
+        drop(g);
+        super::lead::wait_io(&|| self.lock().version != seen);
+        let mut g = self.lock();
+        g.waiter = None;
         g
     }
 
-    /// Releases the lock and wakes the Python thread if it is waiting.
-    fn wake(&self, g: MutexGuard<'_, State>) {
-        let waiting = g.waiting;
+    /// Records a change, releases the lock and wakes the Python thread if it is waiting.
+    fn wake(&self, mut g: MutexGuard<'_, State>) {
+        g.version = g.version.wrapping_add(1);
+        let waiter = g.waiter.take();
         drop(g);
-        if waiting {
-            self.cond.notify_all();
+        if let Some(t) = waiter {
+            t.unpark();
         }
     }
 
-    // ---- I/O thread side -------------------------------------------------------------
+    // ---- reactor side ----------------------------------------------------------------
 
-    /// Queues body bytes. Returns true when the buffer is over its limit and the I/O thread
+    /// Queues body bytes. Returns true when the buffer is over its limit and the reactor
     /// should stop reading the connection until `input_resumable`.
     pub fn push_input(&self, data: Vec<u8>) -> bool {
         let mut g = self.lock();

@@ -1,11 +1,12 @@
 //! A worker process: sets up Python, loads the app, adopts the listeners the master passed
-//! down, then runs the I/O thread (`event_loop`) and the Python threads (`pool`) until a
-//! signal tells it to stop.
+//! down, then runs the Python threads (`pool`), which take turns at the reactor
+//! (`event_loop`, coordinated by `lead`), until a signal tells it to stop.
 
 mod conn;
 mod event_loop;
 pub mod exchange;
 pub mod framing;
+mod lead;
 mod notify;
 pub mod pool;
 mod stream;
@@ -22,12 +23,14 @@ use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED};
 use crate::environ::Local;
 use crate::python;
 use event_loop::{EventLoop, Exit, ListenerSlot};
+use lead::Core;
 use notify::Notifier;
-use pool::Pool;
+use pool::Job;
 
-/// What the I/O thread and its connections share.
+/// What the reactor and its connections share.
 pub struct Shared {
-    pub pool: Pool,
+    /// Requests decoded and not yet handed to a Python thread.
+    pub ready: Vec<Job>,
     pub notifier: Arc<Notifier>,
     /// Requests handed to Python threads and not finished.
     pub requests: usize,
@@ -46,7 +49,8 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
         }
     }
     raise_nofile_limit();
-    // The I/O thread's name in top, ps -L and profiles (the Python threads are python-N).
+    // The main thread's name in top, ps -L and profiles (the Python threads are python-N);
+    // it is the guardian that leads the reactor when every Python thread is busy.
     let _ = nix::sys::prctl::set_name(c"wsgid-io");
     let signals = match event_loop::stop_signals() {
         Ok(sig) => sig,
@@ -103,17 +107,18 @@ fn serve(
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), mio::Token(usize::MAX - 1))?;
     let notifier = Arc::new(Notifier::new(waker));
-    let pool = Pool::start(s.threads, s.max_requests, app)?;
     let shared = Shared {
-        pool,
-        notifier,
+        ready: Vec::with_capacity(64),
+        notifier: notifier.clone(),
         requests: 0,
         max_requests: s.max_requests,
         input_buffer: s.input_buffer,
         output_buffer: s.output_buffer,
         stopping: false,
     };
-    let mut el = EventLoop::new(poll, listeners, shared, s, signals)?;
+    let el = EventLoop::new(poll, listeners, shared, s, signals)?;
+    let core = Core::new(el, notifier);
+    let threads = pool::start(s.threads, &core, app)?;
     if let Some(fd) = spec.ready_fd {
         // SAFETY: the master created this pipe's write end for this worker alone and passed
         // its number in the spec; we take sole ownership and close it after one write.
@@ -123,9 +128,11 @@ fn serve(
         }
     }
     info!(worker = spec.index, threads = s.threads, "worker ready");
-    let exit = el.run();
+    let exit = lead::guardian(&core);
     if exit == Exit::Drained {
-        el.into_shared().pool.join();
+        for t in threads {
+            let _ = t.join();
+        }
     }
     Ok(exit)
 }

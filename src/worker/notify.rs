@@ -1,7 +1,8 @@
-//! Wakes the I/O thread from Python threads: "request R on connection C has output" and
-//! "connection C may read again". One mio `Waker` and a mutex-protected queue; the waker is
-//! only poked when the queue goes from empty to non-empty, so a burst of notifications
-//! costs one wake-up.
+//! Tells the reactor what Python threads did: "request R on connection C has output" and
+//! "connection C may read again". A mutex-protected queue of notes, drained at every turn;
+//! the waker (an eventfd in the poll) is only poked when a leader is blocked in the poll
+//! right now, and once per poll, so a thread that will lead next itself, or a burst of
+//! notes, costs no wake-up at all.
 
 use std::sync::Mutex;
 
@@ -13,28 +14,53 @@ pub enum Note {
     ResumeReading { conn: (usize, u32) },
 }
 
+#[derive(Default)]
+struct Queue {
+    notes: Vec<Note>,
+    /// A leader is blocked in the poll (between `begin_poll` and `end_poll`).
+    polling: bool,
+    /// It was already woken during this poll.
+    woken: bool,
+}
+
 pub struct Notifier {
     waker: Waker,
-    queue: Mutex<Vec<Note>>,
+    queue: Mutex<Queue>,
 }
 
 impl Notifier {
     pub fn new(waker: Waker) -> Notifier {
         Notifier {
             waker,
-            queue: Mutex::new(Vec::with_capacity(64)),
+            queue: Mutex::new(Queue {
+                notes: Vec::with_capacity(64),
+                ..Queue::default()
+            }),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Plain data: a panic elsewhere while holding the lock leaves it consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, note: Note) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = q.is_empty();
-        q.push(note);
-        drop(q);
-        if was_empty {
-            // A failed wake (only possible if the poll is gone) means the loop is exiting.
-            let _ = self.waker.wake();
+        let mut q = self.lock();
+        q.notes.push(note);
+        let wake = q.polling && !q.woken;
+        if wake {
+            q.woken = true;
         }
+        drop(q);
+        if wake {
+            self.poke();
+        }
+    }
+
+    /// Interrupts the poll now (handing leadership over to a waiting thread).
+    pub fn poke(&self) {
+        // A failed wake (only possible if the poll is gone) means the worker is exiting.
+        let _ = self.waker.wake();
     }
 
     pub fn output_ready(&self, conn: (usize, u32), id: u16) {
@@ -45,9 +71,25 @@ impl Notifier {
         self.push(Note::ResumeReading { conn });
     }
 
+    /// The leader is about to block in the poll: from now on a note wakes it. False (and
+    /// nothing announced) when notes are already waiting: the poll must not block.
+    pub fn begin_poll(&self) -> bool {
+        let mut q = self.lock();
+        if !q.notes.is_empty() {
+            return false;
+        }
+        q.polling = true;
+        q.woken = false;
+        true
+    }
+
+    pub fn end_poll(&self) {
+        self.lock().polling = false;
+    }
+
     /// Moves every pending note into `out`.
     pub fn drain(&self, out: &mut Vec<Note>) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        out.append(&mut q);
+        let mut q = self.lock();
+        out.append(&mut q.notes);
     }
 }
