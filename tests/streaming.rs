@@ -185,3 +185,39 @@ fn a_large_download_to_a_slow_reader_streams_in_bounded_memory() {
         growth / MIB as u64
     );
 }
+
+/// A worker with one Python thread, small buffers and many back-pressure rounds in both
+/// directions: the thread, blocked on its own request's body or output, must run the
+/// reactor itself (there is no other thread to). If a round ever waited for a timer
+/// instead (the 1 s sweep, the 50 ms guard), 32 MiB through 64 KiB buffers (512 rounds)
+/// would take minutes; it takes well under a second, and the bound here is 30 s.
+#[test]
+fn one_thread_drives_its_own_backpressure_in_both_directions() {
+    let d = start(Daemon::builder(APP).fastcgi().scgi().args(&[
+        "--threads",
+        "1",
+        "--input-buffer",
+        "64K",
+        "--output-buffer",
+        "64K",
+    ]));
+    let fa = d.fcgi.as_deref().expect("fastcgi address");
+    let sa = d.scgi.as_deref().expect("scgi address");
+    let started = std::time::Instant::now();
+    let body: Vec<u8> = (0..32).flat_map(|i| block(i % 4)).collect();
+    let want = format!("{} {}", 32 * MIB, sha256_of_blocks(32));
+    let r = fcgi::request(fa, &Request::post("/upload", &body)).cgi();
+    assert_eq!(r.text(), want, "fastcgi upload");
+    let r = common::scgi::request(sa, &Request::post("/upload", &body));
+    assert_eq!(r.text(), want, "scgi upload");
+    let r = fcgi::request(fa, &Request::get("/download").set("QUERY_STRING", "32")).cgi();
+    assert_eq!(r.body.len(), 32 * MIB, "fastcgi download");
+    let r = common::scgi::request(sa, &Request::get("/download").set("QUERY_STRING", "32"));
+    assert_eq!(r.body.len(), 32 * MIB, "scgi download");
+    let took = started.elapsed();
+    eprintln!("4 x 32 MiB through one thread and 64 KiB buffers: {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}: back-pressure rounds waited on timers"
+    );
+}
