@@ -1,9 +1,9 @@
 //! wsgid: host Python WSGI applications behind any front-end web server.
 //!
 //! The master (`master`) binds or inherits listeners and supervises worker processes; it never
-//! initialises Python. A worker (`worker`) runs one mio I/O thread that drives the sans-I/O
-//! codecs in `protocol`, and a pool of Python threads (`python`) that run the application on
-//! environs built by `environ`. `config` holds the settings both sides share.
+//! initialises Python. In a worker (`worker`) a pool of Python threads takes turns at one mio
+//! reactor that drives the sans-I/O codecs in `protocol`, and runs the application
+//! (`python`) on environs built by `environ`. `config` holds the settings both sides share.
 
 pub mod config;
 pub mod environ;

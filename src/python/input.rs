@@ -1,7 +1,7 @@
 //! `wsgi.input` (PEP 3333 "Input and Error Streams"): read(size), read(), readline(limit),
 //! readlines(hint) and iteration over the request body, never past CONTENT_LENGTH, ending
 //! at the end of FCGI_STDIN when the length is unknown (so `wsgi.input_terminated` holds).
-//! Body bytes arrive from the I/O thread through the request's exchange; every wait for
+//! Body bytes arrive from the reactor through the request's exchange; every wait for
 //! them happens detached from the interpreter.
 
 use std::sync::Arc;

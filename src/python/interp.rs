@@ -1,7 +1,7 @@
 //! Starts the embedded interpreter through PyConfig, the way an embedding server must:
 //! `program_name` points into the app's virtualenv (or at the Python wsgid was built
 //! against), so `sys.prefix` and `site-packages` are the app's and not whatever python3 is
-//! first on PATH; Python installs no signal handlers (the worker's I/O thread owns SIGTERM
+//! first on PATH; Python installs no signal handlers (the worker's reactor owns SIGTERM
 //! and SIGINT); the command line is not parsed.
 
 use std::ffi::CString;

@@ -77,7 +77,7 @@ impl App {
         responder: &Bound<'_, Responder>,
     ) -> Result<(), Failure> {
         // A list or tuple: every block is there already, so send headers, body and the end
-        // of the response in one piece (one hand-off to the I/O thread, one write).
+        // of the response in one piece (one note to the reactor, one write).
         if let Ok(list) = result.cast::<PyList>() {
             return self.whole(responder, list.iter());
         }

@@ -1,4 +1,4 @@
-//! One front-end connection inside the I/O thread: its socket, its codec, the requests it
+//! One front-end connection inside the reactor: its socket, its codec, the requests it
 //! has in flight, and its write buffer. Turns codec events into dispatched requests and
 //! exchange output into socket writes; ends connections with a lingering close so a front
 //! end still sending a body never sees a reset.
