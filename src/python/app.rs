@@ -167,22 +167,27 @@ fn load_file<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyAny>> {
         let sys_path = py.import("sys")?.getattr("path")?;
         sys_path.call_method1("insert", (0, dir.to_string_lossy().into_owned()))?;
     }
-    let code = r#"
-def _load(path):
-    import importlib.machinery, importlib.util, sys
-    loader = importlib.machinery.SourceFileLoader("__wsgi_app__", path)
-    spec = importlib.util.spec_from_file_location("__wsgi_app__", path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["__wsgi_app__"] = module
-    loader.exec_module(module)
-    return module
-"#;
-    let ns = PyDict::new(py);
-    py.run(&std::ffi::CString::new(code)?, Some(&ns), Some(&ns))?;
-    let load = ns
-        .get_item("_load")?
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("loader missing"))?;
-    load.call1((abs.to_string_lossy().into_owned(),))
+    // What `importlib.util`'s recipe for importing a source file does, called step by step
+    // from here: no Python source of ours to compile at start (the compiler stays out of the
+    // worker's memory), and the script's bytecode is cached in __pycache__ like any module's.
+    let name = "__wsgi_app__";
+    let path = abs.to_string_lossy().into_owned();
+    let loader = py
+        .import("importlib.machinery")?
+        .getattr("SourceFileLoader")?
+        .call1((name, &path))?;
+    let util = py.import("importlib.util")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("loader", &loader)?;
+    let spec = util
+        .getattr("spec_from_file_location")?
+        .call((name, &path), Some(&kwargs))?;
+    let module = util.call_method1("module_from_spec", (spec,))?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item(name, &module)?;
+    loader.call_method1("exec_module", (&module,))?;
+    Ok(module)
 }
 
 /// The exception with its traceback, as Python would print it.

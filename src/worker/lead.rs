@@ -168,13 +168,9 @@ impl Core {
     /// would take them is blocked in its own request. Wakes as many idle threads as there
     /// are such requests (the caller takes one itself).
     fn unstick(&self) {
-        let mut c = self.ctl();
-        let n = c.jobs.len().saturating_sub(1).min(c.idle.len());
-        let wake: Vec<Thread> = c.idle.drain(..n).collect();
-        drop(c);
-        for t in wake {
-            t.unpark();
-        }
+        let c = self.ctl();
+        let n = c.jobs.len().saturating_sub(1);
+        wake_idle(c, n);
     }
 
     fn run(&self, app: &App, job: Job) {
@@ -183,32 +179,36 @@ impl Core {
         c.busy = c.busy.saturating_sub(1);
     }
 
-    /// Queues the requests the last turns decoded. With `keep_one` the first is the
-    /// caller's and the rest wait for it or the standby; without (a leader that will not
-    /// run them), parked threads are woken for them.
+    /// Leads until a request comes and runs it; false when the worker exited instead.
+    fn lead_and_run(&self, app: &App, r: Reactor<'_>) -> bool {
+        match self.lead_for_work(r) {
+            Some(job) => {
+                self.run(app, job);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues the requests the last turns decoded. With `keep_one` the caller takes the
+    /// oldest queued request (returned) and the rest wait for it or the standby; without (a
+    /// leader that will not run them), parked threads are woken for them.
     fn publish(&self, r: &mut Reactor<'_>, keep_one: bool) -> Option<Job> {
         let ready = r.ready();
         if ready.is_empty() {
-            return None;
+            return if keep_one { self.take_job() } else { None };
         }
-        let mut drained = ready.drain(..);
-        let mine = if keep_one { drained.next() } else { None };
         let mut c = self.ctl();
-        if mine.is_some() {
+        c.jobs.extend(ready.drain(..));
+        if keep_one {
+            let job = c.jobs.pop_front();
             c.busy += 1;
+            c.taken += 1;
+            return job;
         }
-        c.jobs.extend(drained);
-        let n = if keep_one {
-            0
-        } else {
-            c.jobs.len().min(c.idle.len())
-        };
-        let wake: Vec<Thread> = c.idle.drain(..n).collect();
-        drop(c);
-        for t in wake {
-            t.unpark();
-        }
-        mine
+        let n = c.jobs.len();
+        wake_idle(c, n);
+        None
     }
 
     /// Leaves the reactor to run (or go on with) a request. Wakes a thread parked for I/O
@@ -356,23 +356,22 @@ pub fn python_thread(core: Arc<Core>, app: &App) {
                 // When nobody has turned the reactor for a while (every thread was in a
                 // request), look at the sockets too before taking a queued request: new
                 // connections and requests must not wait for the queue to drain.
-                if r.since_turn() >= STANDBY_TICK {
+                let job = if r.since_turn() >= STANDBY_TICK {
                     if core.turn(&mut r, false).is_some() {
                         return;
                     }
-                    core.publish(&mut r, false);
+                    core.publish(&mut r, true)
                 } else {
                     r.flush_notes();
-                }
-                match core.take_job() {
+                    core.take_job()
+                };
+                match job {
                     Some(job) => {
                         core.release(r);
                         core.run(app, job);
                     }
-                    None => match core.lead_for_work(r) {
-                        Some(job) => core.run(app, job),
-                        None => return,
-                    },
+                    None if core.lead_and_run(app, r) => {}
+                    None => return,
                 }
                 continue;
             }
@@ -392,9 +391,8 @@ pub fn python_thread(core: Arc<Core>, app: &App) {
         // Registered first, tried second: a leader that released in between sees us.
         if let Some(r) = core.try_lead() {
             core.unregister(&me);
-            match core.lead_for_work(r) {
-                Some(job) => core.run(app, job),
-                None => return,
+            if !core.lead_and_run(app, r) {
+                return;
             }
             continue;
         }
@@ -453,6 +451,19 @@ pub fn wait_io(ready: &dyn Fn() -> bool) {
         thread::park();
     }
     core.unregister(&me);
+}
+
+/// Wakes up to `n` idle threads, letting go of `c` first.
+fn wake_idle(mut c: MutexGuard<'_, Ctl>, n: usize) {
+    let n = n.min(c.idle.len());
+    if n == 0 {
+        return;
+    }
+    let wake: Vec<Thread> = c.idle.drain(..n).collect();
+    drop(c);
+    for t in wake {
+        t.unpark();
+    }
 }
 
 /// The worker's main thread once the pool runs: makes sure somebody leads, and returns how
