@@ -65,6 +65,7 @@ SERVER_NAMES = {
     "gunicorn": "gunicorn",
     "granian": "Granian",
     "nginx": "nginx return 200",
+    "nginx-static": "nginx alone",
 }
 # Listen backlog of every server (wsgid's fixed one).
 BACKLOG = 1024
@@ -74,6 +75,10 @@ POST_BYTES = 1024 * 1024
 POST_SHA256 = hashlib.sha256(b"x" * POST_BYTES).hexdigest()
 HELLO = b"Hello, world!\n"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The large transfers: one upload and one download of this many bytes per server.
+LARGE_MIB = 1024
+# Every block of a large upload (and of the static files nginx serves alone).
+LARGE_BLOCK = b"0123456789abcdef" * 4096
 
 
 def log(msg):
@@ -214,7 +219,9 @@ def status_kib(pid, field):
 
 
 def rss_pss_kib(pid):
+    """RSS, PSS and private memory (Private_Clean + Private_Dirty) in KiB."""
     rss = pss = None
+    private = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
@@ -222,9 +229,11 @@ def rss_pss_kib(pid):
                     rss = int(line.split()[1])
                 elif line.startswith("Pss:"):
                     pss = int(line.split()[1])
+                elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    private += int(line.split()[1])
     except OSError:
         pass
-    return rss, pss
+    return rss, pss, private
 
 
 def comm(pid):
@@ -241,11 +250,12 @@ def memory(root):
     pids = proc_tree(root)
     out = []
     for i, pid in enumerate(pids):
-        rss, pss = rss_pss_kib(pid)
+        rss, pss, private = rss_pss_kib(pid)
         if rss is None:
             continue
         role = ("master" if len(pids) > 1 else "process") if i == 0 else "worker"
-        out.append({"pid": pid, "role": role, "comm": comm(pid), "rss": rss, "pss": pss})
+        out.append({"pid": pid, "role": role, "comm": comm(pid), "rss": rss, "pss": pss,
+                    "private": private})
     return out
 
 
@@ -392,20 +402,49 @@ def fastcgi_params_file(path):
         f.write(text)
 
 
-def nginx_conf(ndir, listen_port, backend_port, kind):
-    """kind: "fastcgi", "http" or "return"."""
+def nginx_conf(ndir, listen_port, backend_port, kind, static_dir=None):
+    """kind: "fastcgi", "http", "return" or "static" (nginx alone: /download and
+    /large/download send files from static_dir, /upload and /large/upload read the body
+    and answer 200, like the application's routes)."""
     if kind == "fastcgi":
         location = (f"            include {ndir}/fastcgi_params;\n"
                     "            fastcgi_keep_conn on;\n"
                     "            fastcgi_pass backend;\n")
+        streaming = "            fastcgi_request_buffering off;\n"
+        big = "            fastcgi_buffer_size 64k;\n            fastcgi_buffers 16 64k;\n"
     elif kind == "http":
         location = ("            proxy_http_version 1.1;\n"
                     '            proxy_set_header Connection "";\n'
                     "            proxy_set_header Host $host;\n"
                     "            proxy_pass http://backend;\n")
+        streaming = "            proxy_request_buffering off;\n"
+        big = "            proxy_buffer_size 64k;\n            proxy_buffers 16 64k;\n"
     else:
         location = ("            default_type text/plain;\n"
                     '            return 200 "Hello, world!\\n";\n')
+        streaming = ""
+    if kind == "static":
+        extra = (f"        location = /download {{\n            alias {static_dir}/100m;\n"
+                 "            default_type application/octet-stream;\n        }\n"
+                 f"        location = /large/download {{\n            alias {static_dir}/large;\n"
+                 "            default_type application/octet-stream;\n        }\n"
+                 "        location = /upload {\n            return 200 \"read\\n\";\n        }\n"
+                 "        location = /large/upload {\n            client_max_body_size 2g;\n"
+                 "            return 200 \"read\\n\";\n        }\n")
+    elif kind == "return":
+        extra = ""
+    else:
+        # The downloads read the backend's answer in 64 KiB buffers (the default 4 KiB
+        # ones cost nginx a system call per 4 KiB). The large transfers: bodies up to
+        # 2 GiB streamed to the backend as they come, /large/upload reaching the
+        # application as /upload.
+        extra = ("        location = /download {\n" + big + location + "        }\n"
+                 "        location /large/ {\n            client_max_body_size 2g;\n"
+                 + streaming + big
+                 + "            rewrite ^/large(/.*)$ $1 break;\n" + location
+                 + "        }\n")
+    if kind == "static":
+        kind = "return"
     upstream = ""
     if kind != "return":
         upstream = (f"    upstream backend {{\n        server 127.0.0.1:{backend_port};\n"
@@ -431,24 +470,25 @@ http {{
     client_body_buffer_size 2m;
     fastcgi_max_temp_file_size 0;
     proxy_max_temp_file_size 0;
+    sendfile on;
 
 {upstream}    server {{
         listen 127.0.0.1:{listen_port};
         server_name localhost;
         location / {{
 {location}        }}
-    }}
+{extra}    }}
 }}
 """
 
 
 class Nginx:
-    def __init__(self, bin_, work, tag, backend_port, kind):
+    def __init__(self, bin_, work, tag, backend_port, kind, static_dir=None):
         self.dir = os.path.join(work, f"nginx-{tag}")
         os.makedirs(self.dir, exist_ok=True)
         fastcgi_params_file(os.path.join(self.dir, "fastcgi_params"))
         self.port = free_port()
-        self.conf = nginx_conf(self.dir, self.port, backend_port, kind)
+        self.conf = nginx_conf(self.dir, self.port, backend_port, kind, static_dir)
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(self.conf)
         self.error_log = os.path.join(self.dir, "error.log")
@@ -630,6 +670,57 @@ def parse_fcgi_load(text):
     }
 
 
+def large_sha256(mib):
+    h = hashlib.sha256()
+    for _ in range(mib * 16):
+        h.update(LARGE_BLOCK)
+    return h.hexdigest()
+
+
+def large_transfer(port, method, path, mib, timeout=120):
+    """One HTTP/1.1 request of `mib` MiB through nginx: a POST of that many bytes (sent in
+    64 KiB blocks as fast as the server takes them) or a GET whose body is read and
+    dropped. Returns {"seconds", "bytes" (body bytes moved), "status", "body" (up to 200
+    bytes of a POST's answer)} or {"error"}."""
+    total = mib * 1024 * 1024
+    head = (f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+            + (f"Content-Type: application/octet-stream\r\nContent-Length: {total}\r\n"
+               if method == "POST" else "")
+            + "Connection: close\r\n\r\n").encode()
+    t0 = time.time()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(head)
+            if method == "POST":
+                for _ in range(total // len(LARGE_BLOCK)):
+                    sock.sendall(LARGE_BLOCK)
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            got = 0
+            header = b""
+            body_start = b""
+            while b"\r\n\r\n" not in header:
+                n = sock.recv_into(buf)
+                if not n:
+                    return {"error": f"closed before the response header: {header[:80]!r}"}
+                header += bytes(view[:n])
+            header, _, body_start = header.partition(b"\r\n\r\n")
+            status = int(header.split(b" ", 2)[1])
+            body = bytearray(body_start[:200])
+            got = len(body_start)
+            while True:
+                n = sock.recv_into(buf)
+                if not n:
+                    break
+                got += n
+                if len(body) < 200:
+                    body += view[:min(n, 200 - len(body))]
+    except (OSError, ValueError, IndexError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    return {"seconds": time.time() - t0, "bytes": total if method == "POST" else got,
+            "status": status, "body": bytes(body).decode(errors="replace").strip()}
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -638,6 +729,7 @@ class Bench:
         self.duration = 1 if self.smoke else int(os.environ.get("DURATION", "4"))
         self.warmup = 0.3 if self.smoke else float(os.environ.get("WARMUP", "1"))
         self.idle_conns = int(os.environ.get("IDLE_CONNS", "300" if self.smoke else "10000"))
+        self.large_mib = int(os.environ.get("LARGE_MIB", "16" if self.smoke else str(LARGE_MIB)))
         self.servers = os.environ.get("SERVERS", " ".join(ALL_SERVERS)).split()
         bad = [s for s in self.servers if s not in ALL_SERVERS]
         if bad:
@@ -648,6 +740,10 @@ class Bench:
         self.apps = make_apps(self.work)
         self.results = []
         self.failures = []
+        # Memory of each server's processes started with hello, right after its first
+        # answer: {(server, layout): memory(...)} (the last repetition's).
+        self.started_memory = {}
+        self.large = []
         self.commands = {}
         self.post_lua = os.path.join(self.work, "post.lua")
         with open(self.post_lua, "w") as f:
@@ -720,6 +816,39 @@ class Bench:
         finally:
             ngx.stop()
 
+    def static_files(self):
+        """The files nginx serves alone: the 100 MiB and the large download's bytes."""
+        d = os.path.join(self.work, "static")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            # Readable by nginx's worker processes, which run as another user when nginx
+            # is started as root.
+            os.chmod(self.work, 0o755)
+            os.chmod(d, 0o755)
+            for name, mib in (("100m", 100), ("large", self.large_mib)):
+                with open(os.path.join(d, name), "wb") as f:
+                    for _ in range(mib * 16):
+                        f.write(LARGE_BLOCK)
+                os.chmod(os.path.join(d, name), 0o644)
+        return d
+
+    def run_static(self, rep, workloads):
+        """nginx alone moving the bytes of the POST and download workloads: the ceiling
+        of the transfers (it reads and drops the POST bodies, sends the file with
+        sendfile)."""
+        ngx = Nginx(self.nginx_bin, self.work, f"static-{rep}", 0, "static", self.static_files())
+        try:
+            for wl in workloads:
+                url = ngx.url(wl.uri)
+                subprocess.run(self.wrk_argv(wl, url, self.warmup, False),
+                               capture_output=True, check=False)
+                off = ngx.log_offset()
+                out, _, _ = self.measure(self.wrk_argv(wl, url, self.duration), lambda: [])
+                self.record(rep, wl, "-", "nginx-static", "wrk", parse_wrk(out), None,
+                            {"nginx_errors": classify_nginx_errors(ngx.log_since(off))})
+        finally:
+            ngx.stop()
+
     def run_group(self, rep, app_key, layout, server, workloads):
         app = self.apps[app_key]
         port = free_port()
@@ -735,6 +864,8 @@ class Bench:
             if err:
                 self.fail(f"{server} {layout} ({app_key}) did not start: {err}")
                 return
+            if app_key == "hello":
+                self.started_memory[(server, layout)] = memory(proc.pid)
             pids_of = lambda: proc_tree(proc.pid)  # noqa: E731
             for wl in workloads:
                 bad = check_response(wl, ngx)
@@ -805,14 +936,89 @@ class Bench:
         for rep in range(1, self.reps + 1):
             log(f"repetition {rep}/{self.reps}")
             self.run_ceiling(rep)
+            transfers = [wl for wl in WORKLOADS if wl.hwm
+                         and any(wl in wls for wls in groups.values())]
+            if transfers:
+                self.run_static(rep, transfers)
             for (app_key, layout), wls in groups.items():
                 log(f"{app_key} {layout}: {', '.join(w.key for w in wls)}")
                 for server in self.servers:
                     self.run_group(rep, app_key, layout, server, wls)
+        self.large.append(self.large_test(None))
+        for server in self.servers:
+            self.large.append(self.large_test(server))
         self.idle = []
         for server in self.servers:
             if server in FASTCGI_SERVERS:
                 self.idle.append(self.idle_test(server))
+
+    # ---- large transfers
+
+    def large_test(self, server):
+        """One upload and one download of self.large_mib MiB through nginx (request
+        buffering off) to `server` at 1 x 1, or to nginx alone when None; the peak RSS
+        growth of every server process and the throughput."""
+        mib = self.large_mib
+        name = server or "nginx-static"
+        log(f"large: {mib} MiB up and down, {name}")
+        res = {"server": name, "mib": mib}
+        proc = None
+        ngx = None
+        try:
+            if server is None:
+                ngx = Nginx(self.nginx_bin, self.work, "large-static", 0, "static",
+                            self.static_files())
+                pids_of = lambda: []  # noqa: E731
+            else:
+                app = self.apps["bench"]
+                port = free_port()
+                argv, cwd = server_command(server, app, "1x1", port, self.args.wsgid)
+                proc = Proc(server, argv, os.path.join(self.work, f"large-{server}.log"),
+                            cwd=cwd)
+                kind = "fastcgi" if server in FASTCGI_SERVERS else "http"
+                ngx = Nginx(self.nginx_bin, self.work, f"large-{server}", port, kind)
+                err = wait_ready(proc, ngx, "/")
+                if err:
+                    res["error"] = f"did not start: {err}"
+                    self.fail(f"large {server}: {res['error']}")
+                    return res
+                pids_of = lambda: proc_tree(proc.pid)  # noqa: E731
+            want = large_sha256(mib)
+            for direction, method, path in (("upload", "POST", "/large/upload"),
+                                            ("download", "GET", f"/large/download?{mib}")):
+                base = reset_hwm(pids_of())
+                rss_before = {m["pid"]: m["rss"] for m in memory(proc.pid)} if proc else {}
+                off = ngx.log_offset()
+                r = large_transfer(ngx.port, method, path, mib)
+                growth = hwm_growth(base)
+                r["hwm_growth_kib"] = max(growth.values()) if growth else None
+                r["rss_before"] = rss_before
+                r["nginx_log"] = nginx_messages(ngx.log_since(off))
+                if "error" not in r:
+                    r["mib_per_s"] = r["bytes"] / 1048576 / r["seconds"]
+                    bad = (r["status"] != 200
+                           or (method == "GET" and r["bytes"] != mib * 1048576)
+                           or (method == "POST" and server and r["body"] != want))
+                    if bad:
+                        r["error"] = (f"status {r['status']}, {r['bytes']} bytes, "
+                                      f"answer {r['body'][:70]!r}")
+                if "error" in r:
+                    log(f"   {direction}: {r['error']}")
+                    if server == "wsgid" or server is None:
+                        self.fail(f"large {direction} {name}: {r['error']}")
+                else:
+                    log(f"   {direction}: {r['mib_per_s']:.0f} MiB/s, peak RSS growth "
+                        f"{fmt_mib(r['hwm_growth_kib'])} MiB")
+                res[direction] = r
+            if proc is not None and not proc.alive():
+                res["error"] = f"died: {proc.tail()}"
+                self.fail(f"large {server}: {res['error']}")
+        finally:
+            if ngx:
+                ngx.stop()
+            if proc:
+                proc.stop()
+        return res
 
     # ---- idle connections
 
@@ -1303,7 +1509,69 @@ def write_report(bench, path, chart_path, total_seconds):
             w("")
             w("*Peak RSS growth*: the largest rise of one backend process's peak RSS "
               "(VmHWM, reset with `/proc/PID/clear_refs` just before the warm-up) over its "
-              "RSS at that moment, during the warm-up and the measured run.")
+              "RSS at that moment, during the warm-up and the measured run. *nginx alone*: "
+              "nginx itself reading and dropping the POST bodies (`return 200`) or sending "
+              "the same 100 MiB from a file (`sendfile on`), the ceiling of these transfers.")
+            alone = summary.get((wl.key, "-", "nginx-static", "wrk"))
+            if alone and alone["rps"]:
+                ratios = []
+                for s in servers:
+                    r = summary.get((wl.key, "1x1", s, "wrk"))
+                    if r and r["rps"]:
+                        ratios.append(f"{SERVER_NAMES[s]} {alone['rps'] / r['rps']:.2f}×")
+                w("")
+                w("nginx alone against each server at 1 × 1 (how many times the server's "
+                  "req/s): " + ", ".join(ratios) + ".")
+    # Large transfers.
+    if bench.large:
+        w("")
+        w(f"### {bench.large_mib:,} MiB up and down, one request each")
+        w("")
+        w(f"One POST of {bench.large_mib:,} MiB (`/upload`, answered with its SHA-256, "
+          f"checked) and one GET of {bench.large_mib:,} MiB (`/download?{bench.large_mib}`), "
+          "each on its own connection through nginx with request buffering off "
+          "(`fastcgi_request_buffering off` / `proxy_request_buffering off`, "
+          "`client_max_body_size 2g`), 1 × 1; the client sends and reads as fast as it can "
+          "(Python, 64 KiB sends, 1 MiB reads). *nginx alone* reads and drops the upload "
+          "and sends the download from a file. Peak RSS growth as above, per transfer: "
+          "the largest rise of one server process's peak RSS over its RSS before it.")
+        w("")
+        w("| server | upload MiB/s | upload peak RSS growth MiB | download MiB/s "
+          "| download peak RSS growth MiB |")
+        w("|---|---:|---:|---:|---:|")
+        for res in bench.large:
+            cells = []
+            for d in ("upload", "download"):
+                r = res.get(d)
+                if not r:
+                    cells += [res.get("error", "-")[:80], "-"]
+                elif "error" in r:
+                    cells += [f"failed: {r['error'][:80]}", fmt_mib(r.get("hwm_growth_kib"))]
+                else:
+                    cells += [f"{r['mib_per_s']:,.0f}",
+                              fmt_mib(r["hwm_growth_kib"]) if res["server"] != "nginx-static"
+                              else "-"]
+            w(f"| {SERVER_NAMES[res['server']]} | " + " | ".join(cells) + " |")
+    # Memory right after start.
+    if bench.started_memory:
+        w("")
+        w("### Memory right after start")
+        w("")
+        w("Each server started with hello, measured right after its first answer through "
+          "nginx (the last repetition's). RSS/PSS in MiB; *private* is the worker's "
+          "Private_Clean + Private_Dirty, the memory one more worker costs.")
+        w("")
+        w("| P × T | server | processes: RSS/PSS MiB | worker private MiB |")
+        w("|---|---|---|---|")
+        for lay in WORKLOADS[0].layouts:
+            for s in servers:
+                mem = bench.started_memory.get((s, lay))
+                if not mem:
+                    continue
+                private = ", ".join(fmt_mib(m.get("private")) for m in mem
+                                    if m["role"] in ("worker", "process")) or "-"
+                w(f"| {layout_label(lay)} | {SERVER_NAMES[s]} | {memory_cell(mem)} | "
+                  f"{private} |")
     # Memory table.
     w("")
     w("### Memory of each backend process")
@@ -1434,7 +1702,7 @@ def write_report(bench, path, chart_path, total_seconds):
 SECTION = "## Comparison with peer servers"
 
 
-def update_benchmarks_md(summary, servers, report_path, chart_path, v, reps, duration):
+def update_benchmarks_md(bench, summary, report_path, chart_path):
     """Replaces (or appends) the comparison section at the end of BENCHMARKS.md."""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     try:
@@ -1447,6 +1715,7 @@ def update_benchmarks_md(summary, servers, report_path, chart_path, v, reps, dur
         text = text[:i]
     text = text.rstrip("\n") + "\n\n"
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
+    servers, reps, duration = bench.servers, bench.reps, bench.duration
     lines = [SECTION, "",
              f"`benches/compare.sh` runs the same application on wsgid, uWSGI, flup, "
              f"gunicorn and Granian behind the same nginx ({reps} interleaved repetitions "
@@ -1464,6 +1733,30 @@ def update_benchmarks_md(summary, servers, report_path, chart_path, v, reps, dur
                          f"{fmt_rps(r['rps_max'])}), p99 {fmt_ms(r['p99_us'])}")
         w = SERVER_NAMES[s]
         lines.append(f"| {w} | {cells[0]} | {cells[1]} |")
+    if bench.large:
+        lines += ["", f"{bench.large_mib:,} MiB up and down through nginx, one request each "
+                  "(1 × 1): MiB/s, and the peak RSS growth of the server's processes:", "",
+                  "| server | upload | download |", "|---|---:|---:|"]
+        for res in bench.large:
+            cells = []
+            for d in ("upload", "download"):
+                r = res.get(d) or {"error": res.get("error", "-")}
+                if "error" in r:
+                    cells.append("failed")
+                elif res["server"] == "nginx-static":
+                    cells.append(f"{r['mib_per_s']:,.0f} MiB/s")
+                else:
+                    cells.append(f"{r['mib_per_s']:,.0f} MiB/s, +{fmt_mib(r['hwm_growth_kib'])} "
+                                 "MiB")
+            lines.append(f"| {SERVER_NAMES[res['server']]} | {cells[0]} | {cells[1]} |")
+    started = []
+    for s in servers:
+        mem = bench.started_memory.get((s, "1x1"))
+        if mem:
+            started.append(f"{SERVER_NAMES[s]} {memory_cell(mem)}")
+    if started:
+        lines += ["", "RSS/PSS in MiB right after start (hello, 1 × 1, first answer): "
+                  + "; ".join(started) + "."]
     lines += ["", f"![Hello world requests/s through nginx]({rel(chart_path)})", "",
               f"All workloads (64 KiB, 1 MiB POST, 100 MiB download, Django, 50 ms sleep at "
               f"256 concurrent, 10,000 idle connections), CPU per request, memory of every "
@@ -1594,18 +1887,19 @@ def main():
     total = time.time() - t0
     with open(os.path.join(results_dir, "compare.json" if not args.smoke else
                            "compare-smoke.json"), "w") as f:
-        json.dump({"results": bench.results, "idle": bench.idle,
+        json.dump({"results": bench.results, "idle": bench.idle, "large": bench.large,
+                   "started_memory": {f"{s} {lay}": m for (s, lay), m
+                                      in bench.started_memory.items()},
                    "failures": bench.failures}, f, indent=1, default=str)
     ok_chart = False
     try:
         ok_chart = chart(grouped(bench.results), bench.servers, chart_path, bench.smoke)
     except Exception as e:  # the report matters more than the picture
         bench.fail(f"chart: {e}")
-    summary, v = write_report(bench, out, chart_path if ok_chart else None, total)
+    summary, _ = write_report(bench, out, chart_path if ok_chart else None, total)
     log(f"wrote {out}" + (f" and {chart_path}" if ok_chart else ""))
     if not args.smoke and not interrupted and not args.out:
-        update_benchmarks_md(summary, bench.servers, out, chart_path, v, bench.reps,
-                             bench.duration)
+        update_benchmarks_md(bench, summary, out, chart_path)
         log("updated the comparison section of BENCHMARKS.md")
     shutil.rmtree(bench.work, ignore_errors=True)
     log(f"took {total / 60:.1f} minutes")
