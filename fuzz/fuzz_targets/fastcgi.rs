@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
                     encode_end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
                     conn.finish(id);
                 }
-                Event::Request { .. } | Event::Stdin { .. } => {}
+                // Refused: the codec queued its END_REQUEST itself; the request never began.
+                Event::Request { .. } | Event::Stdin { .. } | Event::Refused { .. } => {}
             }
         }
         conn.take_output(&mut out);
