@@ -13,8 +13,13 @@ closed" or "reset by peer", counted apart as backend errors), the backend's CPU 
 request (utime + stime of all its processes, /proc/PID/stat), RSS and PSS of each backend
 process (/proc/PID/smaps_rollup) and, for the large transfers, the growth of each
 process's peak RSS (VmHWM, reset through /proc/PID/clear_refs before the workload).
-Then it holds 10,000 idle keep-alive FastCGI connections open to each FastCGI server and
-measures hello throughput on other connections next to them.
+nginx alone (reading and dropping the POST bodies, sending the downloads from files with
+sendfile) is the ceiling of the transfers. Each server, started with hello, has its
+memory recorded right after its first answer. After the repetitions, each server (and
+nginx alone) takes one upload and one download of LARGE_MIB MiB through nginx, with the
+peak RSS growth of each of its processes; then it holds 10,000 idle keep-alive FastCGI
+connections open to each FastCGI server and measures hello throughput on other
+connections next to them.
 
 It writes a Markdown report and a PNG chart, and, for a full run, the section
 "Comparison with peer servers" at the end of BENCHMARKS.md.
@@ -23,7 +28,7 @@ It writes a Markdown report and a PNG chart, and, for a full run, the section
     compare.py flup-serve HOST:PORT PROCESSES WORKDIR MODULE:CALLABLE   (internal)
 
 Environment: REPS (3), DURATION (seconds per measured run, 4), WARMUP (1), IDLE_CONNS
-(10000), SERVERS (all: "wsgid uwsgi flup gunicorn granian"), NGINX, WRK.
+(10000), LARGE_MIB (1024), SERVERS (all: "wsgid uwsgi flup gunicorn granian"), NGINX, WRK.
 """
 
 import argparse
@@ -969,6 +974,9 @@ class Bench:
                 ngx = Nginx(self.nginx_bin, self.work, "large-static", 0, "static",
                             self.static_files())
                 pids_of = lambda: []  # noqa: E731
+                # Once unmeasured: the file was just written, and its first read can
+                # stall behind the write-back of its dirty pages.
+                large_transfer(ngx.port, "GET", "/large/download", mib)
             else:
                 app = self.apps["bench"]
                 port = free_port()

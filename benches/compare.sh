@@ -4,13 +4,15 @@
 # section at the end of BENCHMARKS.md (benches/compare.py does the work; see there).
 #
 # Usage: benches/compare.sh [--smoke]
-#   --smoke   1-second runs, one repetition, hello + 100 MiB download + Django at 1 x 1 and
-#             300 idle connections: checks that every server starts and answers (non-zero
-#             exit if one does not, or if hello had errors); the report goes to
-#             benches/results/COMPARISON-smoke.md and BENCHMARKS.md is left alone
+#   --smoke   1-second runs, one repetition, hello + 100 MiB download + Django at 1 x 1,
+#             16 MiB up and down and 300 idle connections: checks that every server
+#             starts and answers (non-zero exit if one does not, or if hello had
+#             errors); the report goes to benches/results/COMPARISON-smoke.md and
+#             BENCHMARKS.md is left alone
 # Environment: REPS (repetitions, default 3), DURATION (seconds per measured run, 4),
 # WARMUP (seconds, 1), SERVERS (default "wsgid uwsgi flup gunicorn granian"), IDLE_CONNS
-# (10000), IDLE_LAYOUT (2x1), NGINX (/usr/sbin/nginx), WRK (wrk), CARGO (cargo),
+# (10000), IDLE_LAYOUT (2x1), LARGE_MIB (size of the one-request upload and download,
+# 1024; 16 with --smoke), NGINX (/usr/sbin/nginx), WRK (wrk), CARGO (cargo),
 # PYTHON (the interpreter the venv is made from, /usr/bin/python3).
 # Needs: a Rust toolchain, Debian's python3 with python3-dev and python3-venv (uWSGI
 # compiles against it), gcc, nginx-light and wrk:
@@ -24,7 +26,7 @@ cd "$ROOT"
 
 case "${1:-}" in
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
