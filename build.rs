@@ -11,8 +11,9 @@
 //!   position-independent code. Application code runs 10-20% faster on it than on the
 //!   shared libpython (benches/PROFILE.md). Its objects are not position-independent, so
 //!   the executables are linked without PIE (as Debian links /usr/bin/python3.11), and
-//!   they export their symbols, as CPython's own `LINKFORSHARED` does, so that extension
-//!   modules (`.so` files in lib-dynload and site-packages) resolve the C API in them.
+//!   they export the C API (`Py*`, `_Py*`), as CPython's own `LINKFORSHARED` does for
+//!   python3, so that extension modules (`.so` files in lib-dynload and site-packages)
+//!   resolve it in them.
 //! - Shared (`WSGID_LIBPYTHON=shared`, or no static archive): `-lpythonX.Y` with an rpath
 //!   to its directory, so a libpython outside the default search path is found at run time.
 
@@ -114,17 +115,12 @@ fn link_static(
     // Link arguments do not reach dependent crates; fuzz/build.rs reads this and adds
     // -no-pie to its own binaries.
     println!("cargo:static=1");
-    for flag in get("LINKFORSHARED").split_whitespace() {
-        // "-Xlinker -export-dynamic" is for the compiler driver; pass the pair as one flag.
-        if flag == "-Xlinker" {
-            continue;
-        }
-        if flag.starts_with("-Wl,") {
-            println!("cargo:rustc-link-arg={flag}");
-        } else {
-            println!("cargo:rustc-link-arg=-Wl,{flag}");
-        }
-    }
+    // Export Python's C API (what CPython's LINKFORSHARED -export-dynamic does for
+    // python3), and only that: not wsgid's own symbols.
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let list = std::path::Path::new(&out).join("python-api.list");
+    std::fs::write(&list, "{\n  Py*;\n  _Py*;\n};\n").expect("write the dynamic list");
+    println!("cargo:rustc-link-arg=-Wl,--dynamic-list={}", list.display());
 }
 
 fn link_shared(major: u8, minor: u8, pyo3_dir: Option<String>, libdir: &str) {
