@@ -74,6 +74,16 @@ struct Ctl {
     exit: Option<Exit>,
 }
 
+impl Ctl {
+    /// Takes the oldest queued request for the calling thread.
+    fn take(&mut self) -> Option<Job> {
+        let job = self.jobs.pop_front()?;
+        self.busy += 1;
+        self.taken += 1;
+        Some(job)
+    }
+}
+
 pub struct Core {
     reactor: Mutex<EventLoop>,
     ctl: Mutex<Ctl>,
@@ -157,11 +167,7 @@ impl Core {
 
     /// Takes a queued request.
     fn take_job(&self) -> Option<Job> {
-        let mut c = self.ctl();
-        let job = c.jobs.pop_front()?;
-        c.busy += 1;
-        c.taken += 1;
-        Some(job)
+        self.ctl().take()
     }
 
     /// The standby found requests queued and none taken for a whole tick: every thread that
@@ -201,10 +207,7 @@ impl Core {
         let mut c = self.ctl();
         c.jobs.extend(ready.drain(..));
         if keep_one {
-            let job = c.jobs.pop_front();
-            c.busy += 1;
-            c.taken += 1;
-            return job;
+            return c.take();
         }
         let n = c.jobs.len();
         wake_idle(c, n);
