@@ -38,10 +38,14 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const CONN_BASE: usize = 1 << 16;
 const TICK: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 256 * 1024;
-/// Connections accepted per listener per loop turn. Every worker is woken for a new
-/// connection on the shared socket; taking a few at a time and going back to the loop lets
-/// the others take theirs, so a burst (nginx opening its keep-alive pool) is spread over the
-/// workers instead of pinned to whichever woke first.
+/// Connections accepted per listener per loop turn when there are sibling workers. Every
+/// worker is woken for a new connection on the shared socket; taking a few at a time and
+/// going back to the loop lets the others take theirs, so a burst (nginx opening its
+/// keep-alive pool) is spread over the workers instead of pinned to whichever woke first.
+/// A worker alone takes every waiting connection: with all its threads in requests it
+/// turns the loop only as often as a request ends, and a few connections per turn would
+/// leave new ones (nginx opens one per request beyond its keep-alive pool) waiting in the
+/// backlog behind requests that came later.
 const ACCEPT_BATCH: usize = 4;
 
 pub struct ListenerSlot {
@@ -71,6 +75,8 @@ pub struct EventLoop {
     /// Listeners whose last turn stopped at ACCEPT_BATCH (more may be waiting; edge-
     /// triggered readiness will not report them again).
     accept_more: Vec<usize>,
+    /// ACCEPT_BATCH, or no limit for a worker without siblings.
+    accept_batch: usize,
     next_sweep: Instant,
     /// When the last turn started.
     last_turn: Instant,
@@ -123,6 +129,11 @@ impl EventLoop {
             max_connections: settings.max_connections.max(1),
             deadline: None,
             accept_more: Vec::new(),
+            accept_batch: if settings.processes > 1 {
+                ACCEPT_BATCH
+            } else {
+                usize::MAX
+            },
             next_sweep: Instant::now() + TICK,
             last_turn: Instant::now(),
             events: Events::with_capacity(1024),
@@ -310,7 +321,7 @@ impl EventLoop {
     }
 
     fn accept(&mut self, i: usize) {
-        for _ in 0..ACCEPT_BATCH {
+        for _ in 0..self.accept_batch {
             if self.count >= self.max_connections {
                 warn!(
                     max_connections = self.max_connections,

@@ -219,6 +219,7 @@ impl Core {
     /// told a request runs; with no standby, an idle thread is woken to lead or stand by.
     fn release(&self, r: Reactor<'_>) {
         drop(r);
+        self.deliver_notes();
         let mut c = self.ctl();
         if c.exit.is_some() {
             return;
@@ -240,9 +241,26 @@ impl Core {
         }
     }
 
+    /// After letting go of the reactor: a thread that posted a note (a finished response,
+    /// a paused read to resume) while we held it, and found the reactor taken, left its
+    /// delivery to us. Unless somebody holds the reactor again (and will turn or come
+    /// through here), flush the notes now: otherwise they wait for the next turn, which
+    /// with every thread in a request is the next request's end or the guardian's tick.
+    fn deliver_notes(&self) {
+        while self.notifier.pending() {
+            let Some(mut r) = self.try_lead() else {
+                return;
+            };
+            r.flush_notes();
+            // Reading again after a resume may have decoded requests.
+            self.publish(&mut r, false);
+        }
+    }
+
     /// Leaves the reactor to a parked thread right away (the guardian, once one registers).
     fn hand_over(&self, r: Reactor<'_>) {
         drop(r);
+        self.deliver_notes();
         let mut c = self.ctl();
         let next = c.io_waiting.pop().or_else(|| c.idle.pop());
         drop(c);
@@ -366,7 +384,7 @@ pub fn python_thread(core: Arc<Core>, app: &App) {
                     core.publish(&mut r, true)
                 } else {
                     r.flush_notes();
-                    core.take_job()
+                    core.publish(&mut r, true)
                 };
                 match job {
                     Some(job) => {

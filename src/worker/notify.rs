@@ -87,6 +87,11 @@ impl Notifier {
         self.lock().polling = false;
     }
 
+    /// Notes are waiting to be drained.
+    pub fn pending(&self) -> bool {
+        !self.lock().notes.is_empty()
+    }
+
     /// Moves every pending note into `out`.
     pub fn drain(&self, out: &mut Vec<Note>) {
         let mut q = self.lock();
