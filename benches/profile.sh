@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where a hello request's time goes in a wsgid worker. Three views, each reproducible:
-#   1. CPU per request split by thread (the I/O thread "wsgid-io" vs "python-K"),
+#   1. CPU per request split by thread (the guardian "wsgid-guard" vs "python-K"),
 #      user and system, from /proc/PID/task/*/stat around a FastCGI load run;
 #   2. system calls per request of the worker (strace -c; strace slows the run, so use
 #      the counts per request, not the times);
@@ -92,7 +92,7 @@ PY
     kill -TERM "$vg"; while kill -0 "$vg" 2>/dev/null; do sleep 0.2; done
     callgrind_annotate --inclusive=yes "$work/callgrind.out" 2>/dev/null | awk -v n="$n" '
         /PROGRAM TOTALS/ {gsub(",","",$1); printf "  all threads, incl. start-up: %d instructions per request\n", $1/n}
-        /wsgid::worker::event_loop::EventLoop::run \[/ && !io {io=1; gsub(",","",$1); printf "  the I/O thread:              %d per request\n", $1/n}
+        /wsgid::worker::event_loop::EventLoop::turn \[/ && !io {io=1; gsub(",","",$1); printf "  reactor turns:               %d per request\n", $1/n}
         /src\/environ.rs:wsgid::environ::build \[/ {gsub(",","",$1); printf "  environ::build:              %d per request\n", $1/n}
         /src\/protocol\/fastcgi\/conn.rs:wsgid::protocol::fastcgi::conn::Connection::receive \[/ {gsub(",","",$1); printf "  FastCGI decoding:            %d per request\n", $1/n}'
 fi

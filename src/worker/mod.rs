@@ -51,7 +51,7 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
     raise_nofile_limit();
     // The main thread's name in top, ps -L and profiles (the Python threads are python-N);
     // it is the guardian that leads the reactor when every Python thread is busy.
-    let _ = nix::sys::prctl::set_name(c"wsgid-io");
+    let _ = nix::sys::prctl::set_name(c"wsgid-guard");
     let signals = match event_loop::stop_signals() {
         Ok(sig) => sig,
         Err(e) => {
