@@ -33,6 +33,7 @@ Environment: REPS (3), DURATION (seconds per measured run, 4), WARMUP (1), IDLE_
 
 import argparse
 import collections
+import dataclasses
 import datetime
 import hashlib
 import importlib
@@ -119,21 +120,20 @@ def make_apps(work):
     }
 
 
+@dataclasses.dataclass(eq=False)
 class Workload:
-    def __init__(self, key, title, app, uri, layouts, conns, method="GET", timeout="5s",
-                 fcgi_load=False, hwm=False, smoke_layouts=(), note=""):
-        self.key = key
-        self.title = title
-        self.app = app
-        self.uri = uri
-        self.layouts = layouts
-        self.conns = conns
-        self.method = method
-        self.timeout = timeout
-        self.fcgi_load = fcgi_load
-        self.hwm = hwm
-        self.smoke_layouts = smoke_layouts
-        self.note = note
+    key: str
+    title: str
+    app: str
+    uri: str
+    layouts: list
+    conns: int
+    method: str = "GET"
+    timeout: str = "5s"
+    fcgi_load: bool = False
+    hwm: bool = False
+    smoke_layouts: tuple = ()
+    note: str = ""
 
 
 WORKLOADS = [
@@ -701,9 +701,7 @@ def large_transfer(port, method, path, mib, timeout=120):
                     sock.sendall(LARGE_BLOCK)
             buf = bytearray(1 << 20)
             view = memoryview(buf)
-            got = 0
             header = b""
-            body_start = b""
             while b"\r\n\r\n" not in header:
                 n = sock.recv_into(buf)
                 if not n:
@@ -854,17 +852,26 @@ class Bench:
         finally:
             ngx.stop()
 
-    def run_group(self, rep, app_key, layout, server, workloads):
-        app = self.apps[app_key]
+    def start_behind_nginx(self, server, app, layout, tag):
+        """Starts `server` serving `app` and an nginx in front of it (FastCGI or HTTP, as
+        the server speaks); returns (proc, nginx, argv, the server's port). The caller
+        stops both."""
         port = free_port()
         argv, cwd = server_command(server, app, layout, port, self.args.wsgid)
-        self.commands[(server, app_key, layout)] = show_command(argv)
-        tag = f"{server}-{app_key}-{layout}-{rep}"
         proc = Proc(server, argv, os.path.join(self.work, f"{tag}.log"), cwd=cwd, env=app.env)
         kind = "fastcgi" if server in FASTCGI_SERVERS else "http"
-        ngx = None
         try:
-            ngx = Nginx(self.nginx_bin, self.work, tag, port, kind)
+            return proc, Nginx(self.nginx_bin, self.work, tag, port, kind), argv, port
+        except BaseException:
+            proc.stop()
+            raise
+
+    def run_group(self, rep, app_key, layout, server, workloads):
+        app = self.apps[app_key]
+        proc, ngx, argv, port = self.start_behind_nginx(server, app, layout,
+                                                        f"{server}-{app_key}-{layout}-{rep}")
+        self.commands[(server, app_key, layout)] = show_command(argv)
+        try:
             err = wait_ready(proc, ngx, "/page/" if app_key == "django" else "/")
             if err:
                 self.fail(f"{server} {layout} ({app_key}) did not start: {err}")
@@ -921,8 +928,7 @@ class Bench:
                         self.fail(f"{server} {layout} hello via fcgi_load: "
                                   f"{row['requests']} requests, {row['errors']} errors")
         finally:
-            if ngx:
-                ngx.stop()
+            ngx.stop()
             proc.stop()
 
     def plan(self):
@@ -978,13 +984,8 @@ class Bench:
                 # stall behind the write-back of its dirty pages.
                 large_transfer(ngx.port, "GET", "/large/download", mib)
             else:
-                app = self.apps["bench"]
-                port = free_port()
-                argv, cwd = server_command(server, app, "1x1", port, self.args.wsgid)
-                proc = Proc(server, argv, os.path.join(self.work, f"large-{server}.log"),
-                            cwd=cwd)
-                kind = "fastcgi" if server in FASTCGI_SERVERS else "http"
-                ngx = Nginx(self.nginx_bin, self.work, f"large-{server}", port, kind)
+                proc, ngx, _, _ = self.start_behind_nginx(server, self.apps["bench"], "1x1",
+                                                          f"large-{server}")
                 err = wait_ready(proc, ngx, "/")
                 if err:
                     res["error"] = f"did not start: {err}"
@@ -995,12 +996,11 @@ class Bench:
             for direction, method, path in (("upload", "POST", "/large/upload"),
                                             ("download", "GET", f"/large/download?{mib}")):
                 base = reset_hwm(pids_of())
-                rss_before = {m["pid"]: m["rss"] for m in memory(proc.pid)} if proc else {}
                 off = ngx.log_offset()
                 r = large_transfer(ngx.port, method, path, mib)
                 growth = hwm_growth(base)
                 r["hwm_growth_kib"] = max(growth.values()) if growth else None
-                r["rss_before"] = rss_before
+                r["rss_before"] = base
                 r["nginx_log"] = nginx_messages(ngx.log_since(off))
                 if "error" not in r:
                     r["mib_per_s"] = r["bytes"] / 1048576 / r["seconds"]
