@@ -283,18 +283,13 @@ impl Drop for Nginx {
             );
         }
         if let Some(c) = self.child.take() {
-            stop(c);
+            // SIGTERM is nginx's fast shutdown: the master stops its workers, then exits.
+            super::stop_child(c);
         }
         if self.owns_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// Stops an nginx master: SIGTERM (nginx's fast shutdown: the master stops its workers,
-/// then exits), SIGKILL after 5 s.
-fn stop(c: Child) {
-    super::stop_child(c);
 }
 
 /// A request body.
