@@ -60,7 +60,7 @@ say "building (release)"
 "$CARGO" build --release --bin wsgid >&2
 "$CARGO" bench --no-run --bench fcgi_load --message-format=json >"$WORK/build.json"
 # Copies, so that a rebuild during the run cannot swap a binary under it.
-cp target/release/wsgid "$WORK/wsgid"
+cp target/release/wsgid target/release/libwsgid.so "$WORK/"
 "$VENV/bin/python" - "$WORK/build.json" "$WORK/fcgi_load" <<'EOF'
 import json, shutil, sys
 for line in open(sys.argv[1]):

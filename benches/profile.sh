@@ -4,13 +4,12 @@
 #      user and system, from /proc/PID/task/*/stat around a FastCGI load run;
 #   2. system calls per request of the worker (strace -c; strace slows the run, so use
 #      the counts per request, not the times);
-#   3. instructions per request (valgrind --tool=callgrind): the worker is started
-#      directly with a worker spec, since valgrind cannot follow the master's exec of
-#      /proc/self/exe. Pass --callgrind to include it (slow: about a minute).
+#   3. instructions per request (valgrind --tool=callgrind, following the master into the
+#      interpreter it execs for the worker). Pass --callgrind to include it (slow: about
+#      a minute).
 # Usage: benches/profile.sh [--threads N] [--callgrind]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 threads=1
 callgrind=0
 while [ $# -gt 0 ]; do
@@ -25,7 +24,7 @@ cargo build --release --quiet
 cargo bench --no-run --bench fcgi_load --quiet 2>/dev/null || cargo bench --no-run --bench fcgi_load
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cp target/release/wsgid "$work/wsgid"
+cp target/release/wsgid target/release/libwsgid.so "$work/"
 load=$(ls -t target/release/deps/fcgi_load-* | grep -v '\.d$' | head -1)
 cp "$load" "$work/fcgi_load"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -66,31 +65,18 @@ fi
 kill -TERM $master; wait $master 2>/dev/null || true
 
 if [ "$callgrind" = 1 ]; then
-    echo "== 3. instructions per request (callgrind, worker run directly)"
+    echo "== 3. instructions per request (callgrind, following the master into its worker)"
     p=$(port)
-    python3 - "$p" "$threads" "$root" "$work" <<'PY' &
-import json, os, socket, sys
-port, threads, root, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port)); s.listen(128); s.set_inheritable(True)
-settings = {"app": root + "/fixtures/hello.py", "listen": [], "processes": 1, "threads": threads,
-  "mount": "", "socket_mode": 0o660, "chdir": root + "/fixtures", "pythonpath": [], "virtualenv": None,
-  "env": {}, "limits": {"max_params_bytes": 262144, "max_params": 1000, "max_scgi_header": 262144, "max_body": None},
-  "timeouts": {"idle_ms": 60000, "read_ms": 60000, "graceful_ms": 30000, "interrupt_ms": 3000},
-  "max_connections": 10000, "max_requests": 1000, "output_buffer": 262144, "input_buffer": 1048576, "log_level": "info"}
-spec = {"settings": settings, "listeners": [{"fd": s.fileno(), "protocol": "fastcgi",
-        "addr": {"Tcp": "127.0.0.1:%d" % port}}], "index": 0, "ready_fd": None, "check_only": False}
-os.environ["WSGID_WORKER_SPEC"] = json.dumps(spec)
-out = open(work + "/cg.log", "w")
-os.dup2(out.fileno(), 1); os.dup2(out.fileno(), 2)
-os.execvp("valgrind", ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + work + "/callgrind.out", work + "/wsgid"])
-PY
+    (cd fixtures && exec valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$work/callgrind.%p" "$work/wsgid" --fastcgi 127.0.0.1:$p \
+        --threads "$threads" hello.py) >"$work/cg.log" 2>&1 &
+    vg=$!
     for _ in $(seq 300); do grep -q "worker ready" "$work/cg.log" 2>/dev/null && break; sleep 0.2; done
+    worker=$(pgrep -P $vg | head -1)
     result=$("$work/fcgi_load" --addr 127.0.0.1:$p --connections 2 --duration 8 --keep-conn | grep RESULT)
     n=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$result")
-    vg=$(pgrep -f "callgrind-out-file=$work" | head -1)
-    kill -TERM "$vg"; while kill -0 "$vg" 2>/dev/null; do sleep 0.2; done
-    callgrind_annotate --inclusive=yes "$work/callgrind.out" 2>/dev/null | awk -v n="$n" '
+    kill -TERM "$vg"; wait "$vg" 2>/dev/null || true
+    callgrind_annotate --inclusive=yes "$work/callgrind.$worker" 2>/dev/null | awk -v n="$n" '
         /PROGRAM TOTALS/ {gsub(",","",$1); printf "  all threads, incl. start-up: %d instructions per request\n", $1/n}
         /wsgid::worker::event_loop::EventLoop::turn \[/ && !io {io=1; gsub(",","",$1); printf "  reactor turns:               %d per request\n", $1/n}
         /src\/environ.rs:wsgid::environ::build \[/ {gsub(",","",$1); printf "  environ::build:              %d per request\n", $1/n}

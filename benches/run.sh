@@ -15,7 +15,7 @@
 # Environment: DURATION (seconds per measured run, default 10), CONNECTIONS (fcgi_load
 # connections, default 32 like wrk's -c32), LAYOUTS (default "1x1 2x1 1x8": processes x
 # threads), NGINX (default /usr/sbin/nginx), WRK (default wrk), CARGO (default cargo).
-# Needs: a Rust toolchain, python3 (libpython for wsgid; also parses JSON here), Debian's
+# Needs: a Rust toolchain, python3 (the workers' interpreter; also parses JSON here), Debian's
 # nginx (nginx-light) and wrk: apt-get install nginx-light wrk python3-dev.
 set -euo pipefail
 
@@ -163,7 +163,7 @@ say "building (release)"
     >"$WORK/build.json"
 mkdir -p "$WORK/bin"
 # Copies, so that a rebuild during the run cannot swap a binary under it.
-cp target/release/wsgid "$WORK/bin/wsgid"
+cp target/release/wsgid target/release/libwsgid.so "$WORK/bin/"
 python3 - "$WORK/build.json" "$WORK/bin" <<'EOF'
 import json, shutil, sys
 found = set()
@@ -383,7 +383,6 @@ CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 CPUS=$(nproc)
 KERNEL=$(uname -sr)
 RUSTC=$(rustc --version)
-PYLIB=$(ldd "$WSGID" | awk '/libpython/ { print $1; exit }')
 PYBIN=$(sed -n 's/^PYO3_PYTHON *= *"\(.*\)"/\1/p' .cargo/config.toml 2>/dev/null || true)
 PYVER=$("${PYBIN:-python3}" --version 2>&1)
 NGINXVER=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
@@ -423,7 +422,7 @@ COMPARISON=$(sed -n '/^## Comparison with peer servers$/,$p' "$OUT" 2>/dev/null 
     echo "| CPU | $CPU_MODEL, $CPUS CPUs |"
     echo "| kernel | $KERNEL |"
     echo "| Rust | $RUSTC |"
-    echo "| Python | $PYVER ($PYLIB) |"
+    echo "| Python | $PYVER (${PYBIN:-python3}, which the workers run) |"
     echo "| nginx | $NGINXVER |"
     echo "| wrk | $WRKVER |"
     echo

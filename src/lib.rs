@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod environ;
+pub mod logging;
 pub mod master;
 pub mod protocol;
 pub mod python;

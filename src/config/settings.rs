@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use crate::protocol::Limits;
 
-/// Name of the environment variable that carries a `WorkerSpec` as JSON. Its presence is
-/// what makes the binary run as a worker; the worker removes it from its environment.
+/// Name of the environment variable that carries a `WorkerSpec` as JSON to a worker; the
+/// worker removes it from its environment before the application is loaded.
 pub const WORKER_SPEC_ENV: &str = "WSGID_WORKER_SPEC";
 
 /// Exit status of a worker whose application or Python setup failed to load. Fatal while

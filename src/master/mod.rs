@@ -20,6 +20,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use crate::config::{Settings, WorkerSpec};
 use listeners::ActivationEnv;
 use signals::Signals;
+use spawn::Image;
 use supervise::{describe, Supervisor};
 
 pub const EXIT_OK: u8 = 0;
@@ -51,6 +52,13 @@ pub fn run(mut settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let image = match Image::find(&settings) {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -58,11 +66,18 @@ pub fn run(mut settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    ExitCode::from(Supervisor::new(settings, listeners, signals).run())
+    ExitCode::from(Supervisor::new(settings, image, listeners, signals).run())
 }
 
 /// `--check`: starts one worker that loads the application without serving, and reports.
 pub fn check(settings: Settings) -> ExitCode {
+    let image = match Image::find(&settings) {
+        Ok(image) => image,
+        Err(e) => {
+            eprintln!("configuration check failed: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let spec = WorkerSpec {
         settings,
         listeners: Vec::new(),
@@ -70,7 +85,7 @@ pub fn check(settings: Settings) -> ExitCode {
         ready_fd: None,
         check_only: true,
     };
-    let spawned = match spawn::spawn_worker(spec, false) {
+    let spawned = match spawn::spawn_worker(&image, spec, false) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("configuration check failed: cannot start a worker: {e}");

@@ -1,21 +1,79 @@
-//! Starting one worker process: fork and exec this same binary (`/proc/self/exe`) with the
-//! worker's `WorkerSpec` as JSON in `WSGID_WORKER_SPEC`, the listeners and the write end of
-//! a ready pipe inherited at their current descriptor numbers.
+//! Starting one worker process: fork and exec the Python interpreter with a bootstrap that
+//! loads wsgid's library (`libwsgid.so`) as an extension module and runs the worker in it,
+//! with the worker's `WorkerSpec` as JSON in `WSGID_WORKER_SPEC`, and the listeners, the
+//! library and the write end of a ready pipe inherited at their current descriptor numbers.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{pipe2, Pid};
 
 use super::listeners::SOCKET_ACTIVATION_ENV;
-use crate::config::{WorkerSpec, WORKER_SPEC_ENV};
+use crate::config::{Settings, WorkerSpec, WORKER_SPEC_ENV};
 
-/// The binary workers run: the one the master runs, even if it was replaced on disk since.
-const SELF_EXE: &str = "/proc/self/exe";
+/// What `python -c` runs in a worker. `sys.argv[1]` is the descriptor of wsgid's library.
+/// SIGINT goes back to its default first, so that the worker's own handler (installed over
+/// it) does not chain to Python's KeyboardInterrupt; the spec leaves `os.environ` (and the
+/// process environment) before any application code runs; `sys.argv` and `sys.path` become
+/// what they would be for an embedded interpreter (`[""]`, and no "" for `-c`).
+const BOOTSTRAP: &str = "\
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+from importlib.machinery import ExtensionFileLoader
+from importlib.util import module_from_spec, spec_from_loader
+fd = int(sys.argv[1])
+loader = ExtensionFileLoader('_wsgid_worker', f'/proc/self/fd/{fd}')
+worker = module_from_spec(spec_from_loader('_wsgid_worker', loader))
+loader.exec_module(worker)
+os.close(fd)
+spec = os.environ.pop('WSGID_WORKER_SPEC')
+sys.argv[:] = ['']
+if sys.path and sys.path[0] == '':
+    del sys.path[0]
+worker.run(spec)
+";
+
+/// The library's file name, as cargo builds it.
+const LIBRARY: &str = "libwsgid.so";
+
+/// What every worker is started from, found once when the master starts.
+#[derive(Debug)]
+pub struct Image {
+    /// The interpreter's executable (`python::interpreter`).
+    python: PathBuf,
+    /// wsgid's library, kept open: workers started later load this file even if the one on
+    /// disk was replaced since (an upgrade), so master and workers always match.
+    library: File,
+}
+
+impl Image {
+    /// The interpreter for `settings` and the library that came with this binary: next to
+    /// it (as cargo builds them), or in `../lib/wsgid/` (an installed layout).
+    pub fn find(settings: &Settings) -> Result<Image, String> {
+        let python = crate::python::interpreter(settings.virtualenv.as_deref())?;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find wsgid's own executable: {e}"))?;
+        let dir = exe.parent().unwrap_or(Path::new("/"));
+        let candidates = [dir.join(LIBRARY), dir.join("../lib/wsgid").join(LIBRARY)];
+        for path in &candidates {
+            match File::open(path) {
+                Ok(library) => return Ok(Image { python, library }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+            }
+        }
+        Err(format!(
+            "wsgid's worker library {LIBRARY} is neither in {} nor in {}",
+            dir.display(),
+            dir.join("../lib/wsgid").display()
+        ))
+    }
+}
 
 /// What the parent of a worker needs from the service manager, not the worker.
 const NOTIFY_ENV: &str = "NOTIFY_SOCKET";
@@ -35,8 +93,14 @@ pub struct Spawned {
 /// and `NOTIFY_SOCKET` variables meant for the master; it starts in `settings.chdir` when set,
 /// in its own process group (a terminal's Ctrl-C reaches the master, which forwards it
 /// once), and receives SIGTERM if the master dies.
-pub fn spawn_worker(mut spec: WorkerSpec, with_ready_pipe: bool) -> io::Result<Spawned> {
+pub fn spawn_worker(
+    image: &Image,
+    mut spec: WorkerSpec,
+    with_ready_pipe: bool,
+) -> io::Result<Spawned> {
+    let library = image.library.as_raw_fd();
     let mut inherit: Vec<RawFd> = spec.listeners.iter().map(|l| l.fd).collect();
+    inherit.push(library);
     let mut ready_pair: Option<(OwnedFd, OwnedFd)> = None;
     if with_ready_pipe {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;
@@ -46,8 +110,10 @@ pub fn spawn_worker(mut spec: WorkerSpec, with_ready_pipe: bool) -> io::Result<S
     }
     let json = serde_json::to_string(&spec).map_err(io::Error::other)?;
 
-    let mut cmd = Command::new(SELF_EXE);
-    cmd.arg0(format!("wsgid: worker {}", spec.index))
+    // argv[0] stays the interpreter's path: Python finds its prefix (and a virtualenv's
+    // pyvenv.cfg) from it. The worker then retitles itself `wsgid: worker N`.
+    let mut cmd = Command::new(&image.python);
+    cmd.args(["-c", BOOTSTRAP, &library.to_string()])
         .envs(&spec.settings.env)
         .env(WORKER_SPEC_ENV, json)
         .env_remove(NOTIFY_ENV);
@@ -63,9 +129,9 @@ pub fn spawn_worker(mut spec: WorkerSpec, with_ready_pipe: bool) -> io::Result<S
     // (all async-signal-safe system calls) on values computed before the fork, and does not
     // allocate: `inherit` was built in the parent and is only read.
     //
-    // The listeners and the ready pipe's write end keep their descriptor numbers: their
-    // FD_CLOEXEC flag is cleared here, in the child only, so exec passes them on while every
-    // other descriptor of the master (created close-on-exec) is closed.
+    // The listeners, the library and the ready pipe's write end keep their descriptor
+    // numbers: their FD_CLOEXEC flag is cleared here, in the child only, so exec passes them
+    // on while every other descriptor of the master (created close-on-exec) is closed.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &inherit {

@@ -20,7 +20,7 @@ use super::backoff::Backoff;
 use super::listeners::Listener;
 use super::notify::notify;
 use super::signals::{Signal, Signals};
-use super::spawn::spawn_worker;
+use super::spawn::{spawn_worker, Image};
 use super::{EXIT_FAILURE, EXIT_OK};
 use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED};
 
@@ -33,6 +33,8 @@ pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Supervisor {
     settings: Settings,
+    /// What workers are started from.
+    image: Image,
     listeners: Vec<Listener>,
     inherited: Vec<InheritedListener>,
     signals: Signals,
@@ -72,7 +74,12 @@ struct Worker {
 }
 
 impl Supervisor {
-    pub fn new(settings: Settings, listeners: Vec<Listener>, signals: Signals) -> Supervisor {
+    pub fn new(
+        settings: Settings,
+        image: Image,
+        listeners: Vec<Listener>,
+        signals: Signals,
+    ) -> Supervisor {
         let inherited = listeners.iter().map(Listener::inherited).collect();
         let slots = (0..settings.processes)
             .map(|index| Slot {
@@ -85,6 +92,7 @@ impl Supervisor {
             .collect();
         Supervisor {
             settings,
+            image,
             listeners,
             inherited,
             signals,
@@ -135,7 +143,7 @@ impl Supervisor {
             ready_fd: None,
             check_only: false,
         };
-        match spawn_worker(spec, true) {
+        match spawn_worker(&self.image, spec, true) {
             Ok(spawned) => {
                 tracing::info!("worker {i} (pid {}) started", spawned.pid);
                 self.slots[i].worker = Some(Worker {

@@ -1,76 +1,31 @@
-//! Starts the embedded interpreter through PyConfig, the way an embedding server must:
-//! `program_name` points into the app's virtualenv (or at the Python wsgid was built
-//! against), so `sys.prefix` and `site-packages` are the app's and not whatever python3 is
-//! first on PATH; Python installs no signal handlers (the worker's reactor owns SIGTERM
-//! and SIGINT); the command line is not parsed.
+//! The interpreter a worker runs on, and its setup once wsgid's library is loaded into it.
+//!
+//! The master picks the executable (`interpreter`): `<venv>/bin/python` for --virtualenv,
+//! so that Python itself finds the app's `sys.prefix` and `site-packages` from where it was
+//! started, else the Python wsgid was built against. It must be the Python version
+//! wsgid's library was built for.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::config::Settings;
 
-/// The Python this binary links against (major.minor), and its executable.
+/// The Python wsgid is built for (major.minor), and its executable.
 pub const BUILT_VERSION: &str = env!("WSGID_PYTHON_VERSION");
 pub const BUILT_EXECUTABLE: &str = env!("WSGID_PYTHON_EXECUTABLE");
 
-/// Initialises the interpreter, sets up `sys.path`, and releases the GIL from this thread.
-pub fn init(settings: &Settings) -> Result<(), String> {
-    let program = program_name(settings.virtualenv.as_deref())?;
-    let program_c = CString::new(program.as_os_str().as_encoded_bytes())
-        .map_err(|_| format!("interpreter path {} contains a NUL byte", program.display()))?;
-    // SAFETY: PyO3 FFI. `config` is a plain C struct initialised by
-    // PyConfig_InitPythonConfig before any field is read; PyConfig_SetBytesString copies the
-    // string; Py_InitializeFromConfig is called once, from the worker's main thread, before
-    // any other Python API; PyConfig_Clear frees what the config owns exactly once.
-    unsafe {
-        let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::zeroed();
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 0;
-        config.parse_argv = 0;
-        let status =
-            ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program_c.as_ptr());
-        if ffi::PyStatus_Exception(status) != 0 {
-            ffi::PyConfig_Clear(&mut config);
-            return Err(status_message("cannot set program_name", &status));
-        }
-        let status = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message("cannot initialise Python", &status));
-        }
-    }
-    // SAFETY: the interpreter was just initialised on this thread, which holds the GIL.
-    let py = unsafe { Python::assume_attached() };
-    let res = setup_sys_path(py, settings).map_err(|e| super::app::format_exception(py, &e));
-    // SAFETY: PyO3 FFI. This thread holds the GIL since initialisation; saving the thread
-    // state releases it so the Python threads can take it. The state stays valid and is
-    // reused by later PyGILState calls on this thread.
-    unsafe {
-        ffi::PyEval_SaveThread();
-    }
-    res
+/// Sets up `sys.path` in the worker's interpreter (called detached; attaches for it).
+pub fn prepare(settings: &Settings) -> Result<(), String> {
+    Python::attach(|py| {
+        setup_sys_path(py, settings).map_err(|e| super::app::format_exception(py, &e))
+    })
 }
 
-fn status_message(what: &str, status: &ffi::PyStatus) -> String {
-    let msg = if status.err_msg.is_null() {
-        String::from("unknown error")
-    } else {
-        // SAFETY: PyStatus.err_msg is a static NUL-terminated C string when non-null.
-        unsafe { std::ffi::CStr::from_ptr(status.err_msg) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    format!("{what}: {msg}")
-}
-
-/// The path Python derives its prefix from: `<venv>/bin/python` (after checking that the
-/// virtualenv was made for the Python this worker embeds), else the build-time executable.
-fn program_name(venv: Option<&Path>) -> Result<PathBuf, String> {
+/// The executable workers run: `<venv>/bin/python` (after checking that the virtualenv was
+/// made for the Python wsgid is built for), else the build-time executable.
+pub fn interpreter(venv: Option<&Path>) -> Result<PathBuf, String> {
     let Some(venv) = venv else {
         return Ok(PathBuf::from(BUILT_EXECUTABLE));
     };
@@ -91,7 +46,7 @@ fn program_name(venv: Option<&Path>) -> Result<PathBuf, String> {
     })?;
     if version != BUILT_VERSION {
         return Err(format!(
-            "--virtualenv {} was made for Python {version}, but this wsgid embeds Python {BUILT_VERSION}: \
+            "--virtualenv {} was made for Python {version}, but this wsgid is built for Python {BUILT_VERSION}: \
              recreate the virtualenv with python{BUILT_VERSION}, or use a wsgid built for Python {version}",
             venv.display()
         ));

@@ -1,5 +1,6 @@
-//! Everything that touches Python (PyO3 is used nowhere else): interpreter setup, loading
-//! the app, and running requests on the Python threads.
+//! Everything that touches Python (PyO3 is used nowhere else): the extension module a
+//! worker is, interpreter setup, loading the app, and running requests on the Python
+//! threads.
 
 mod app;
 mod environ;
@@ -8,11 +9,12 @@ mod file_wrapper;
 mod input;
 mod interp;
 mod latin1;
+mod module;
 mod request;
 mod respond;
 
 pub use app::App;
-pub use interp::{finish, init, venv_version, BUILT_EXECUTABLE, BUILT_VERSION};
+pub use interp::{finish, interpreter, prepare, venv_version, BUILT_EXECUTABLE, BUILT_VERSION};
 
 /// Runs `f` attached to the interpreter (the only way code outside this module gets a
 /// `Python` token, e.g. for a thread to keep one thread state for its whole life).

@@ -1,4 +1,5 @@
-//! A worker process: sets up Python, loads the app, adopts the listeners the master passed
+//! A worker process (the interpreter, with wsgid's library loaded as an extension module):
+//! sets up Python, loads the app, adopts the listeners the master passed
 //! down, then runs the Python threads (`pool`), which take turns at the reactor
 //! (`event_loop`, coordinated by `lead`), until a signal tells it to stop.
 
@@ -10,17 +11,19 @@ mod lead;
 mod notify;
 pub mod pool;
 mod stream;
+mod title;
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
 use tracing::{error, info, warn};
 
-use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED};
+use crate::config::resolve::DEFAULT_LOG_LEVEL;
+use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
 use crate::environ::Local;
+use crate::master::EXIT_FAILURE;
 use crate::python;
 use event_loop::{EventLoop, Exit, ListenerSlot};
 use lead::Core;
@@ -40,12 +43,28 @@ pub struct Shared {
     pub stopping: bool,
 }
 
-pub fn run(spec: WorkerSpec) -> ExitCode {
+/// A worker's life, from its spec (JSON, as the master wrote it) to its exit status; called
+/// by the extension module on the interpreter's main thread, detached.
+pub fn main(raw: &str) -> u8 {
+    let spec = match serde_json::from_str::<WorkerSpec>(raw) {
+        Ok(spec) => spec,
+        Err(e) => {
+            crate::logging::init(DEFAULT_LOG_LEVEL, "worker".into());
+            error!("invalid {WORKER_SPEC_ENV}: {e}");
+            return EXIT_APP_LOAD_FAILED;
+        }
+    };
+    crate::logging::init(&spec.settings.log_level, format!("worker-{}", spec.index));
+    title::set(&format!("wsgid: worker {}", spec.index));
+    run(spec)
+}
+
+fn run(spec: WorkerSpec) -> u8 {
     let s = &spec.settings;
     if let Some(dir) = &s.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             error!("cannot chdir to {}: {e}", dir.display());
-            return ExitCode::from(EXIT_APP_LOAD_FAILED);
+            return EXIT_APP_LOAD_FAILED;
         }
     }
     raise_nofile_limit();
@@ -56,24 +75,24 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
         Ok(sig) => sig,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
+            return EXIT_FAILURE;
         }
     };
-    if let Err(msg) = python::init(s) {
+    if let Err(msg) = python::prepare(s) {
         error!("{msg}");
-        return ExitCode::from(EXIT_APP_LOAD_FAILED);
+        return EXIT_APP_LOAD_FAILED;
     }
     let app = match python::App::load(s) {
         Ok(app) => Arc::new(app),
         Err(msg) => {
             error!("cannot load the application {:?}:\n{msg}", s.app);
-            return ExitCode::from(EXIT_APP_LOAD_FAILED);
+            return EXIT_APP_LOAD_FAILED;
         }
     };
     if spec.check_only {
         info!("application {:?} loaded: OK", s.app);
         python::finish();
-        return ExitCode::SUCCESS;
+        return 0;
     }
     match serve(&spec, app, signals) {
         Ok(exit) => {
@@ -81,11 +100,11 @@ pub fn run(spec: WorkerSpec) -> ExitCode {
                 python::finish();
             }
             info!("worker {} stopped", spec.index);
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             error!("worker {} failed: {e}", spec.index);
-            ExitCode::FAILURE
+            EXIT_FAILURE
         }
     }
 }

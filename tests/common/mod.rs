@@ -57,6 +57,7 @@ pub struct Daemon {
 }
 
 pub struct Builder {
+    exe: PathBuf,
     app: String,
     args: Vec<String>,
     envs: Vec<(String, String)>,
@@ -71,6 +72,7 @@ impl Daemon {
     /// fixtures folder.
     pub fn builder(app: &str) -> Builder {
         Builder {
+            exe: PathBuf::from(env!("CARGO_BIN_EXE_wsgid")),
             app: app.to_string(),
             args: Vec::new(),
             envs: Vec::new(),
@@ -134,6 +136,12 @@ impl Daemon {
 }
 
 impl Builder {
+    /// Runs this copy of the wsgid binary instead of the one cargo built.
+    pub fn exe(mut self, path: &Path) -> Builder {
+        self.exe = path.to_path_buf();
+        self
+    }
+
     pub fn arg(mut self, a: &str) -> Builder {
         self.args.push(a.to_string());
         self
@@ -180,7 +188,7 @@ impl Builder {
         let log_path = scratch("log").join("wsgid.log");
         let log = std::fs::File::create(&log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgid"));
+        let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
             .args((!self.app.is_empty()).then_some(&self.app))
             .current_dir(&self.cwd)
@@ -220,7 +228,7 @@ impl Builder {
 
     /// Runs wsgid to completion (for --check, --help, config errors): (status, output).
     pub fn run(self) -> (ExitStatus, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsgid"));
+        let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
