@@ -57,7 +57,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsgid-compare-bin.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 say "building (release)"
-"$CARGO" build --release --bin wsgid >&2
+"$CARGO" build --release --bin wsgid --lib >&2
 "$CARGO" bench --no-run --bench fcgi_load --message-format=json >"$WORK/build.json"
 # Copies, so that a rebuild during the run cannot swap a binary under it.
 cp target/release/wsgid target/release/libwsgid.so "$WORK/"

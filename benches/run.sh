@@ -158,7 +158,7 @@ rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/de
 
 # ---------------------------------------------------------------- build
 say "building (release)"
-"$CARGO" build --release --bin wsgid >&2
+"$CARGO" build --release --bin wsgid --lib >&2
 "$CARGO" bench --no-run --bench fcgi_load --bench overhead --message-format=json \
     >"$WORK/build.json"
 mkdir -p "$WORK/bin"

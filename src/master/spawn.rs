@@ -68,7 +68,8 @@ impl Image {
             }
         }
         Err(format!(
-            "wsgid's worker library {LIBRARY} is neither in {} nor in {}",
+            "wsgid's worker library {LIBRARY} is neither in {} nor in {} (`cargo build` \
+             puts it next to the binary, but not when asked for the binary alone)",
             dir.display(),
             dir.join("../lib/wsgid").display()
         ))
