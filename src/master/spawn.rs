@@ -52,28 +52,38 @@ pub struct Image {
 }
 
 impl Image {
-    /// The interpreter for `settings` and the library that came with this binary: next to
-    /// it (as cargo builds them), or in `../lib/wsgid/` (an installed layout).
+    /// The interpreter for `settings` and the library that came with this binary, the
+    /// first of (`places`): `deps/` beside it, in cargo's build directory (where cargo
+    /// rebuilds the library whenever it rebuilds the binary, also for `cargo run`,
+    /// `cargo test` and `cargo build --bin wsgid`, which do not copy it up); next to it (a
+    /// plain `cargo build`, or a copy); `../lib/wsgid/` (an installed layout).
     pub fn find(settings: &Settings) -> Result<Image, String> {
         let python = crate::python::interpreter(settings.virtualenv.as_deref())?;
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find wsgid's own executable: {e}"))?;
-        let dir = exe.parent().unwrap_or(Path::new("/"));
-        let candidates = [dir.join(LIBRARY), dir.join("../lib/wsgid").join(LIBRARY)];
-        for path in &candidates {
+        let places = places(exe.parent().unwrap_or(Path::new("/")));
+        for path in &places {
             match File::open(path) {
                 Ok(library) => return Ok(Image { python, library }),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
             }
         }
+        let tried: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
         Err(format!(
-            "wsgid's worker library {LIBRARY} is neither in {} nor in {} (`cargo build` \
-             puts it next to the binary, but not when asked for the binary alone)",
-            dir.display(),
-            dir.join("../lib/wsgid").display()
+            "wsgid's worker library is missing: none of {}",
+            tried.join(", ")
         ))
     }
+}
+
+/// Where the library may be, in order, for a binary in `dir`.
+fn places(dir: &Path) -> [PathBuf; 3] {
+    [
+        dir.join("deps").join(LIBRARY),
+        dir.join(LIBRARY),
+        dir.join("../lib/wsgid").join(LIBRARY),
+    ]
 }
 
 /// What the parent of a worker needs from the service manager, not the worker.
