@@ -3,8 +3,10 @@
 Every server hosts the same application with the same processes x threads behind the
 same nginx: FastCGI (fastcgi_keep_conn on, upstream keepalive) for wsgid, uWSGI and flup,
 HTTP/1.1 keep-alive proxy_pass for gunicorn (gthread) and Granian. nginx's own
-`return 200` is the ceiling. wrk loads each server through nginx; benches/fcgi_load loads
-the FastCGI servers straight at their sockets. Repetitions are interleaved (every server
+`return 200` is the ceiling. benches/floor, a FastCGI responder without Python that only
+finds the end of each request and writes hello's answer, is the floor of a backend's CPU
+per request. wrk loads each server through nginx; benches/fcgi_load loads the FastCGI
+servers straight at their sockets. Repetitions are interleaved (every server
 once, then every server again, ...) and reported as medians with min-max.
 
 Per run it records req/s, p50/p99 latency, errors (wrk's socket errors and non-2xx
@@ -24,7 +26,7 @@ connections next to them.
 It writes a Markdown report and a PNG chart, and, for a full run, the section
 "Comparison with peer servers" at the end of BENCHMARKS.md.
 
-    compare.py --wsgid BIN --fcgi-load BIN [--smoke] [--out FILE] [--chart FILE]
+    compare.py --wsgid BIN --fcgi-load BIN --floor BIN [--smoke] [--out FILE] [--chart FILE]
     compare.py flup-serve HOST:PORT PROCESSES WORKDIR MODULE:CALLABLE   (internal)
 
 Environment: REPS (3), DURATION (seconds per measured run, 4), WARMUP (1), IDLE_CONNS
@@ -72,6 +74,7 @@ SERVER_NAMES = {
     "granian": "Granian",
     "nginx": "nginx return 200",
     "nginx-static": "nginx alone",
+    "floor": "floor (FastCGI, no Python)",
 }
 # Listen backlog of every server (wsgid's fixed one).
 BACKLOG = 1024
@@ -819,6 +822,40 @@ class Bench:
         finally:
             ngx.stop()
 
+    def run_floor(self, rep):
+        """benches/floor behind the same nginx, and straight at its socket: the least CPU
+        per request a FastCGI backend can use on this machine (the kernel's share of one
+        read and one write per request, and almost nothing else)."""
+        wl = WORKLOADS[0]
+        port = free_port()
+        argv = [self.args.floor, f"127.0.0.1:{port}"]
+        proc = Proc("floor", argv, os.path.join(self.work, f"floor-{rep}.log"))
+        ngx = None
+        try:
+            ngx = Nginx(self.nginx_bin, self.work, f"floor-{rep}", port, "fastcgi")
+            self.commands["floor"] = show_command(argv)
+            err = wait_ready(proc, ngx, "/")
+            if err:
+                self.fail(f"floor did not start: {err}")
+                return
+            pids_of = lambda: [proc.pid]  # noqa: E731
+            url = ngx.url("/")
+            subprocess.run(self.wrk_argv(wl, url, self.warmup, False),
+                           capture_output=True, check=False)
+            off = ngx.log_offset()
+            out, ticks, _ = self.measure(self.wrk_argv(wl, url, self.duration), pids_of)
+            self.record(rep, wl, "-", "floor", "wrk", parse_wrk(out), ticks,
+                        {"nginx_errors": classify_nginx_errors(ngx.log_since(off))})
+            subprocess.run(self.fcgi_argv("floor", port, self.warmup), capture_output=True,
+                           check=False)
+            out, ticks, _ = self.measure(self.fcgi_argv("floor", port, self.duration),
+                                         pids_of)
+            self.record(rep, wl, "-", "floor", "fcgi_load", parse_fcgi_load(out), ticks, {})
+        finally:
+            if ngx:
+                ngx.stop()
+            proc.stop()
+
     def static_files(self):
         """The files nginx serves alone: the 100 MiB and the large download's bytes."""
         d = os.path.join(self.work, "static")
@@ -947,6 +984,7 @@ class Bench:
         for rep in range(1, self.reps + 1):
             log(f"repetition {rep}/{self.reps}")
             self.run_ceiling(rep)
+            self.run_floor(rep)
             transfers = [wl for wl in WORKLOADS if wl.hwm
                          and any(wl in wls for wls in groups.values())]
             if transfers:
@@ -1416,6 +1454,11 @@ def server_notes():
 - **Granian**: `--interface wsgi --workers P --blocking-threads T --http 1 --no-ws`,
   `--backlog {BACKLOG}` (its default); its Rust runtime threads are its default, 1 per
   worker.
+- **floor** (`benches/floor.rs`, hello workload only): one thread with a mio reactor that
+  reads each request once, finds the end of its records (no params decoding, no environ,
+  no Python) and writes the answer wsgid gives for hello, in one write. What it spends per
+  request is the least a FastCGI backend can spend on this machine: almost all of it is
+  the kernel's work in that read and that write.
 """
 
 
@@ -1665,6 +1708,10 @@ def write_report(bench, path, chart_path, total_seconds):
     for key, cmd in bench.commands.items():
         if key == "nginx":
             continue
+        if key == "floor":
+            w(f"# {SERVER_NAMES['floor']}, hello's answer to every request")
+            w(cmd)
+            continue
         server, app_key, layout = key
         if (server, app_key) in seen:
             continue
@@ -1853,12 +1900,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wsgid", required=True)
     ap.add_argument("--fcgi-load", required=True)
+    ap.add_argument("--floor", required=True)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out")
     ap.add_argument("--chart")
     args = ap.parse_args()
     BINARY_NAMES[args.wsgid] = "target/release/wsgid"
     BINARY_NAMES[args.fcgi_load] = "fcgi_load"
+    BINARY_NAMES[args.floor] = "floor"
     results_dir = os.path.join(ROOT, "benches", "results")
     os.makedirs(results_dir, exist_ok=True)
     if args.smoke:

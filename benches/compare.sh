@@ -53,30 +53,33 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; 
     echo "$WANT" >"$STAMP"
 fi
 
-# ---------------------------------------------------------------- wsgid and fcgi_load
+# ---------------------------------------------------------------- wsgid, fcgi_load, floor
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsgid-compare-bin.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 say "building (release)"
 "$CARGO" build --release --bin wsgid --lib >&2
-"$CARGO" bench --no-run --bench fcgi_load --message-format=json >"$WORK/build.json"
+"$CARGO" bench --no-run --bench fcgi_load --bench floor --message-format=json >"$WORK/build.json"
 # Copies, so that a rebuild during the run cannot swap a binary under it.
 cp target/release/wsgid target/release/libwsgid.so "$WORK/"
-"$VENV/bin/python" - "$WORK/build.json" "$WORK/fcgi_load" <<'EOF'
-import json, shutil, sys
+"$VENV/bin/python" - "$WORK/build.json" "$WORK" <<'EOF'
+import json, os, shutil, sys
+want = {"fcgi_load", "floor"}
 for line in open(sys.argv[1]):
     try:
         msg = json.loads(line)
     except ValueError:
         continue
-    if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
-            and msg["target"]["name"] == "fcgi_load"):
-        shutil.copy(msg["executable"], sys.argv[2])
-        sys.exit(0)
-sys.exit("no fcgi_load executable in cargo's output")
+    name = msg.get("target", {}).get("name")
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and name in want:
+        shutil.copy(msg["executable"], os.path.join(sys.argv[2], name))
+        want.discard(name)
+if want:
+    sys.exit(f"no executable for {sorted(want)} in cargo's output")
 EOF
 
 # 10,000 idle connections need more descriptors than the usual 1024 (client and servers).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 say "open-file limit $(ulimit -n)"
 
-"$VENV/bin/python" benches/compare.py --wsgid "$WORK/wsgid" --fcgi-load "$WORK/fcgi_load" "$@"
+"$VENV/bin/python" benches/compare.py --wsgid "$WORK/wsgid" --fcgi-load "$WORK/fcgi_load" \
+    --floor "$WORK/floor" "$@"
