@@ -5,6 +5,7 @@
 
 use std::os::fd::BorrowedFd;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -41,7 +42,7 @@ impl App {
         environ: Bound<'_, PyAny>,
         responder: &Bound<'_, Responder>,
     ) {
-        let start_response = match responder.getattr("start_response") {
+        let start_response = match responder.getattr(intern!(py, "start_response")) {
             Ok(s) => s,
             Err(e) => return self.failed(py, responder, Failure::App(e)),
         };
@@ -51,11 +52,7 @@ impl App {
         };
         let outcome = self.consume(py, &result, responder);
         // PEP 3333: close() must be called whatever happened.
-        let closed = match result.hasattr("close") {
-            Ok(true) => result.call_method0("close").map(|_| ()),
-            Ok(false) => Ok(()),
-            Err(e) => Err(e),
-        };
+        let closed = close(py, &result);
         match (outcome, closed) {
             (Ok(()), Ok(())) => self.finished(py, responder),
             (Ok(()), Err(e)) | (Err(Failure::App(e)), _) => {
@@ -248,6 +245,18 @@ impl App {
     fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {
         let ident = responder.borrow().ident.clone();
         tracing::error!(request = %ident, "application error:\n{}", super::app::format_exception(py, e));
+    }
+}
+
+/// Calls the iterable's close(), if it has one. A plain list or tuple (what most small
+/// responses are) has none: looking for it would raise and discard an AttributeError.
+fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    match result.getattr_opt(intern!(py, "close"))? {
+        Some(close) => close.call0().map(|_| ()),
+        None => Ok(()),
     }
 }
 
