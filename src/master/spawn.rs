@@ -19,8 +19,9 @@ use crate::config::{Settings, WorkerSpec, WORKER_SPEC_ENV};
 /// What `python -c` runs in a worker. `sys.argv[1]` is the descriptor of wsgid's library.
 /// SIGINT goes back to its default first, so that the worker's own handler (installed over
 /// it) does not chain to Python's KeyboardInterrupt; the spec leaves `os.environ` (and the
-/// process environment) before any application code runs; `sys.argv` and `sys.path` become
-/// what they would be for an embedded interpreter (`[""]`, and no "" for `-c`).
+/// process environment) before any application code runs; `sys.argv` becomes `[""]`, and
+/// `sys.path` loses the "" that `-c` puts first (`python::prepare` puts the working
+/// directory there).
 const BOOTSTRAP: &str = "\
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
