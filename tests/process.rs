@@ -211,7 +211,7 @@ fn a_bad_app_fails_fast_at_startup() {
 }
 
 #[test]
-fn a_virtualenv_for_another_python_is_refused() {
+fn a_virtualenv_for_another_python_or_without_one_is_refused() {
     let venv = common::scratch("venv");
     std::fs::write(
         venv.join("pyvenv.cfg"),
@@ -223,6 +223,21 @@ fn a_virtualenv_for_another_python_is_refused() {
         .run();
     assert_eq!(st.code(), Some(1), "{out}");
     assert!(out.contains("was made for Python 2.7"), "{out}");
+
+    // The right version, but no interpreter in it: said before any worker starts.
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        format!(
+            "home = /usr/bin\nversion = {}.0\n",
+            wsgid::python::BUILT_VERSION
+        ),
+    )
+    .unwrap();
+    let (st, out) = Daemon::builder("hello.py")
+        .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("no Python interpreter at"), "{out}");
 }
 
 #[test]

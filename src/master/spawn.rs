@@ -53,13 +53,13 @@ pub struct Image {
 }
 
 impl Image {
-    /// The interpreter for `settings` and the library that came with this binary, the
-    /// first of (`places`): `deps/` beside it, in cargo's build directory (where cargo
-    /// rebuilds the library whenever it rebuilds the binary, also for `cargo run`,
-    /// `cargo test` and `cargo build --bin wsgid`, which do not copy it up); next to it (a
-    /// plain `cargo build`, or a copy); `../lib/wsgid/` (an installed layout).
+    /// The interpreter for `settings`, and the library that came with this binary: the
+    /// first found of [`places`].
     pub fn find(settings: &Settings) -> Result<Image, String> {
         let python = crate::python::interpreter(settings.virtualenv.as_deref())?;
+        if !python.is_file() {
+            return Err(format!("no Python interpreter at {}", python.display()));
+        }
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find wsgid's own executable: {e}"))?;
         let places = places(exe.parent().unwrap_or(Path::new("/")));
@@ -78,7 +78,11 @@ impl Image {
     }
 }
 
-/// Where the library may be, in order, for a binary in `dir`.
+/// Where the library may be, in order, for a binary in `dir`: `deps/` beside it, in
+/// cargo's build directory (where cargo rebuilds the library whenever it rebuilds the
+/// binary, also for `cargo run`, `cargo test` and `cargo build --bin wsgid`, which do not
+/// copy it up); next to it (a plain `cargo build`, or a copy); `../lib/wsgid/` (an
+/// installed layout).
 fn places(dir: &Path) -> [PathBuf; 3] {
     [
         dir.join("deps").join(LIBRARY),

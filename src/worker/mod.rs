@@ -1,7 +1,7 @@
-//! A worker process (the interpreter, with wsgid's library loaded as an extension module):
-//! sets up Python, loads the app, adopts the listeners the master passed
-//! down, then runs the Python threads (`pool`), which take turns at the reactor
-//! (`event_loop`, coordinated by `lead`), until a signal tells it to stop.
+//! A worker process (the interpreter, with wsgid's library loaded as an extension
+//! module): sets up Python, loads the app, adopts the listeners the master passed down,
+//! then runs the Python threads (`pool`), which take turns at the reactor (`event_loop`,
+//! coordinated by `lead`), until a signal tells it to stop.
 
 mod conn;
 mod event_loop;
