@@ -213,30 +213,20 @@ fn a_bad_app_fails_fast_at_startup() {
 #[test]
 fn a_virtualenv_for_another_python_or_without_one_is_refused() {
     let venv = common::scratch("venv");
-    std::fs::write(
-        venv.join("pyvenv.cfg"),
-        "home = /usr/bin\nversion = 2.7.18\n",
-    )
-    .unwrap();
-    let (st, out) = Daemon::builder("hello.py")
-        .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
-        .run();
-    assert_eq!(st.code(), Some(1), "{out}");
+    // `wsgid --check` with a virtualenv whose pyvenv.cfg says `version`: its output.
+    let check = |version: &str| {
+        let cfg = format!("home = /usr/bin\nversion = {version}\n");
+        std::fs::write(venv.join("pyvenv.cfg"), cfg).unwrap();
+        let (st, out) = Daemon::builder("hello.py")
+            .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
+            .run();
+        assert_eq!(st.code(), Some(1), "{out}");
+        out
+    };
+    let out = check("2.7.18");
     assert!(out.contains("was made for Python 2.7"), "{out}");
-
     // The right version, but no interpreter in it: said before any worker starts.
-    std::fs::write(
-        venv.join("pyvenv.cfg"),
-        format!(
-            "home = /usr/bin\nversion = {}.0\n",
-            wsgid::python::BUILT_VERSION
-        ),
-    )
-    .unwrap();
-    let (st, out) = Daemon::builder("hello.py")
-        .args(&["--check", "--virtualenv", venv.to_str().unwrap()])
-        .run();
-    assert_eq!(st.code(), Some(1), "{out}");
+    let out = check(&format!("{}.0", wsgid::python::BUILT_VERSION));
     assert!(out.contains("no Python interpreter at"), "{out}");
 }
 
