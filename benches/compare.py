@@ -777,15 +777,33 @@ class Bench:
         return argv
 
     def measure(self, argv, pids_of):
+        """Runs the load `argv`: its output, and the CPU ticks the processes of `pids_of`
+        used meanwhile."""
         pids = pids_of()
         before = cpu_ticks(pids)
-        t0 = time.time()
         out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, check=False).stdout
-        wall = time.time() - t0
         # Processes started during the run count too (from their start).
         after = cpu_ticks(set(pids) | set(pids_of()))
-        return out, after - before, wall
+        return out, after - before
+
+    def through_nginx(self, wl, ngx, url, pids_of):
+        """A warm-up, then the measured wrk run of `wl` at `url` through `ngx`: wrk's
+        output, the backend's CPU ticks, and what nginx logged during the measured run."""
+        subprocess.run(self.wrk_argv(wl, url, self.warmup, False), capture_output=True,
+                       check=False)
+        off = ngx.log_offset()
+        out, ticks = self.measure(self.wrk_argv(wl, url, self.duration), pids_of)
+        return out, ticks, ngx.log_since(off)
+
+    def straight(self, server, port, uri, pids_of):
+        """A warm-up, then the measured fcgi_load run straight at `port`: its output, the
+        backend's CPU ticks, and the measured run's command line."""
+        subprocess.run(self.fcgi_argv(server, port, self.warmup, uri), capture_output=True,
+                       check=False)
+        argv = self.fcgi_argv(server, port, self.duration, uri)
+        out, ticks = self.measure(argv, pids_of)
+        return out, ticks, argv
 
     def record(self, rep, wl, layout, server, client, parsed, ticks, extra):
         n = parsed["requests"]
@@ -812,13 +830,9 @@ class Bench:
         ngx = Nginx(self.nginx_bin, self.work, f"return-{rep}", 0, "return")
         try:
             self.commands["nginx"] = "nginx: location / { return 200 \"Hello, world!\\n\"; }"
-            subprocess.run(self.wrk_argv(wl, ngx.url("/"), self.warmup, False),
-                           capture_output=True, check=False)
-            off = ngx.log_offset()
-            out, _, _ = self.measure(self.wrk_argv(wl, ngx.url("/"), self.duration), lambda: [])
-            parsed = parse_wrk(out)
-            self.record(rep, wl, "-", "nginx", "wrk", parsed, None,
-                        {"nginx_errors": classify_nginx_errors(ngx.log_since(off))})
+            out, _, logged = self.through_nginx(wl, ngx, ngx.url("/"), lambda: [])
+            self.record(rep, wl, "-", "nginx", "wrk", parse_wrk(out), None,
+                        {"nginx_errors": classify_nginx_errors(logged)})
         finally:
             ngx.stop()
 
@@ -839,17 +853,10 @@ class Bench:
                 self.fail(f"floor did not start: {err}")
                 return
             pids_of = lambda: [proc.pid]  # noqa: E731
-            url = ngx.url("/")
-            subprocess.run(self.wrk_argv(wl, url, self.warmup, False),
-                           capture_output=True, check=False)
-            off = ngx.log_offset()
-            out, ticks, _ = self.measure(self.wrk_argv(wl, url, self.duration), pids_of)
+            out, ticks, logged = self.through_nginx(wl, ngx, ngx.url("/"), pids_of)
             self.record(rep, wl, "-", "floor", "wrk", parse_wrk(out), ticks,
-                        {"nginx_errors": classify_nginx_errors(ngx.log_since(off))})
-            subprocess.run(self.fcgi_argv("floor", port, self.warmup), capture_output=True,
-                           check=False)
-            out, ticks, _ = self.measure(self.fcgi_argv("floor", port, self.duration),
-                                         pids_of)
+                        {"nginx_errors": classify_nginx_errors(logged)})
+            out, ticks, _ = self.straight("floor", port, wl.uri, pids_of)
             self.record(rep, wl, "-", "floor", "fcgi_load", parse_fcgi_load(out), ticks, {})
         finally:
             if ngx:
@@ -879,13 +886,9 @@ class Bench:
         ngx = Nginx(self.nginx_bin, self.work, f"static-{rep}", 0, "static", self.static_files())
         try:
             for wl in workloads:
-                url = ngx.url(wl.uri)
-                subprocess.run(self.wrk_argv(wl, url, self.warmup, False),
-                               capture_output=True, check=False)
-                off = ngx.log_offset()
-                out, _, _ = self.measure(self.wrk_argv(wl, url, self.duration), lambda: [])
+                out, _, logged = self.through_nginx(wl, ngx, ngx.url(wl.uri), lambda: [])
                 self.record(rep, wl, "-", "nginx-static", "wrk", parse_wrk(out), None,
-                            {"nginx_errors": classify_nginx_errors(ngx.log_since(off))})
+                            {"nginx_errors": classify_nginx_errors(logged)})
         finally:
             ngx.stop()
 
@@ -921,13 +924,8 @@ class Bench:
                 if bad:
                     self.fail(f"{server} {layout} {wl.key}: {bad}")
                     continue
-                url = ngx.url(wl.uri)
                 base = reset_hwm(pids_of()) if wl.hwm else None
-                subprocess.run(self.wrk_argv(wl, url, self.warmup, False),
-                               capture_output=True, check=False)
-                off = ngx.log_offset()
-                out, ticks, _ = self.measure(self.wrk_argv(wl, url, self.duration), pids_of)
-                logged = ngx.log_since(off)
+                out, ticks, logged = self.through_nginx(wl, ngx, ngx.url(wl.uri), pids_of)
                 extra = {
                     "nginx_errors": classify_nginx_errors(logged),
                     "nginx_messages": nginx_messages(logged),
@@ -950,10 +948,7 @@ class Bench:
                     self.fail(f"{server} {layout} died during {wl.key}: {proc.tail()}")
                     return
                 if wl.fcgi_load and server in FASTCGI_SERVERS:
-                    subprocess.run(self.fcgi_argv(server, port, self.warmup, wl.uri),
-                                   capture_output=True, check=False)
-                    fargv = self.fcgi_argv(server, port, self.duration, wl.uri)
-                    out, ticks, _ = self.measure(fargv, pids_of)
+                    out, ticks, fargv = self.straight(server, port, wl.uri, pids_of)
                     parsed = parse_fcgi_load(out)
                     if parsed["errors"]:
                         log(out.strip())
@@ -1101,7 +1096,7 @@ class Bench:
             time.sleep(1)
             fargv = self.fcgi_argv(server, port, max(self.duration, 2), "/", 8)
             pids_of = lambda: proc_tree(proc.pid)  # noqa: E731
-            out, ticks, _ = self.measure(fargv, pids_of)
+            out, ticks = self.measure(fargv, pids_of)
             parsed = parse_fcgi_load(out)
             res["load"] = parsed
             res["load_command"] = show_command(fargv)
