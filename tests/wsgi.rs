@@ -254,6 +254,34 @@ fn read_input(d: &Daemon, query: &str, req: Request) -> (Vec<String>, String) {
     (pieces, j["after"].as_str().expect("after").to_string())
 }
 
+/// Reads of many sizes over a body in several STDIN records (65,535 bytes each, as the
+/// test client sends them): each read gathers the pieces of records it spans, and may end
+/// inside a record, whose rest the next read starts with.
+#[test]
+fn wsgi_input_reads_across_records() {
+    let d = start();
+    let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+    let text = String::from_utf8(body.clone()).expect("ASCII body");
+    for n in [1000, 50_000, 65_535, 65_536, 100_000, 300_000] {
+        let query = format!("mode=read&n={n}");
+        let (pieces, after) = read_input(&d, &query, Request::post("/input", &body));
+        let want: Vec<String> = text
+            .as_bytes()
+            .chunks(n)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        assert_eq!(pieces.len(), want.len(), "{query}: number of reads");
+        assert!(
+            pieces == want,
+            "{query}: the reads do not give the body back in order"
+        );
+        assert_eq!(after, "", "{query}: read after the end");
+    }
+    let (pieces, _) = read_input(&d, "mode=readall", Request::post("/input", &body));
+    assert!(pieces == vec![text], "readall over three records");
+    assert_validator_quiet(&d.log());
+}
+
 #[test]
 fn wsgi_input_methods() {
     let d = start();
