@@ -108,6 +108,12 @@ impl Conn {
         (read, self.pending_write() > 0)
     }
 
+    /// True while the front end still owes bytes of a request: one not handed to Python
+    /// yet, or one whose body has not all arrived.
+    fn awaiting_body(&self) -> bool {
+        self.mid_request() || self.reqs.iter().any(|r| !r.ex.input_complete())
+    }
+
     /// True while a request is being received but has not been handed to Python yet
     /// (for the read timeout), or no request is in progress at all (for the idle timeout).
     pub fn mid_request(&self) -> bool {
@@ -141,6 +147,9 @@ impl Conn {
                     }
                     if self.feed(sh, &buf[..n]) == Verdict::Close {
                         return Verdict::Close;
+                    }
+                    if self.awaiting_body() {
+                        self.stream.quickack();
                     }
                     if n < buf.len() && !to_eagain {
                         // A short read took everything the socket held. Readiness is

