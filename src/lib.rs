@@ -3,8 +3,10 @@
 //! The master (`master`) binds or inherits listeners and supervises worker processes; it never
 //! initialises Python. In a worker (`worker`) a pool of Python threads takes turns at one mio
 //! reactor that drives the sans-I/O codecs in `protocol`, and runs the application
-//! (`python`) on environs built by `environ`. `config` holds the settings both sides share.
+//! (`python`) on environs built by `environ`. `config` holds the settings both sides share;
+//! `board` is the memory they share, where workers post how many connections they hold.
 
+pub mod board;
 pub mod config;
 pub mod environ;
 pub mod logging;

@@ -133,6 +133,78 @@ fn dead_worker_is_replaced_and_only_its_request_fails() {
     );
 }
 
+/// The pid of the worker that answered `/pid` on a new keep-alive connection, and the
+/// connection (kept open: it stays with that worker).
+fn keep_alive_pid(addr: &str) -> (i32, Client) {
+    let mut c = Client::connect(addr);
+    let r = c.request(1, true, &Request::get("/pid")).cgi();
+    assert_eq!(r.status, 200);
+    (r.text().parse().expect("pid"), c)
+}
+
+/// Sibling workers spread keep-alive connections (the connection board): a worker holding
+/// more than its sibling leaves new connections to it, and takes them itself, after a
+/// short wait, when the sibling does not come for them.
+#[test]
+fn sibling_workers_spread_keep_alive_connections() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--processes", "2", "--threads", "1"])
+        .start();
+    let addr = d.fcgi.clone().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", d.pid()))
+        .expect("the master's children");
+    let workers: Vec<i32> = children
+        .split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    assert_eq!(workers.len(), 2, "children: {children}");
+    // Both workers accept (requests on fresh connections, closed again, reach both).
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        assert!(Instant::now() < end, "only {seen:?} answered");
+        seen.insert(get(&addr, "/pid").1.parse::<i32>().expect("pid"));
+    }
+    let (stopped, running) = (workers[0], workers[1]);
+    let stop = |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(stopped), sig).unwrap();
+
+    // With its sibling stopped, a worker still takes every connection.
+    stop(Signal::SIGSTOP);
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/{stopped}/stat")).expect("stat");
+        let after = stat.rfind(')').expect("comm");
+        stat[after + 2..].chars().next()
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while state() != Some('T') {
+        assert!(Instant::now() < end, "worker {stopped} not stopped");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut open = Vec::new();
+    for _ in 0..12 {
+        let (pid, c) = keep_alive_pid(&addr);
+        assert_eq!(pid, running, "answered by the stopped worker");
+        open.push(c);
+    }
+    // Once the sibling runs again, new connections go to it: it holds none of the 12.
+    stop(Signal::SIGCONT);
+    let mut to_sibling = 0;
+    for _ in 0..12 {
+        let (pid, c) = keep_alive_pid(&addr);
+        if pid == stopped {
+            to_sibling += 1;
+        }
+        open.push(c);
+    }
+    // The first 10 go to it (the other worker, at 12, takes more only within 2 of its
+    // sibling); one it is slower than 10 ms to come for goes to the other worker.
+    assert!(
+        to_sibling >= 8,
+        "only {to_sibling} of 12 new connections went to the worker holding none"
+    );
+}
+
 #[test]
 fn check_reports_ok_and_failures() {
     let (st, out) = Daemon::builder("hello.py").arg("--check").run();

@@ -147,6 +147,9 @@ pub struct WorkerSpec {
     pub index: usize,
     /// Write end of a pipe: the worker writes one byte once the app is loaded.
     pub ready_fd: Option<i32>,
+    /// The connection board (`crate::board`), with `settings.processes` slots, when the
+    /// worker has siblings.
+    pub board_fd: Option<i32>,
     /// Load the app, report, exit 0/1; serve nothing (`wsgid --check`).
     pub check_only: bool,
 }

@@ -83,6 +83,7 @@ pub fn check(settings: Settings) -> ExitCode {
         listeners: Vec::new(),
         index: 0,
         ready_fd: None,
+        board_fd: None,
         check_only: true,
     };
     let spawned = match spawn::spawn_worker(&image, spec, false) {

@@ -1,7 +1,8 @@
 //! Starting one worker process: fork and exec the Python interpreter with a bootstrap that
 //! loads wsgid's library (`libwsgid.so`) as an extension module and runs the worker in it,
 //! with the worker's `WorkerSpec` as JSON in `WSGID_WORKER_SPEC`, and the listeners, the
-//! library and the write end of a ready pipe inherited at their current descriptor numbers.
+//! library, the connection board and the write end of a ready pipe inherited at their
+//! current descriptor numbers.
 
 use std::fs::File;
 use std::io;
@@ -117,6 +118,7 @@ pub fn spawn_worker(
     let library = image.library.as_raw_fd();
     let mut inherit: Vec<RawFd> = spec.listeners.iter().map(|l| l.fd).collect();
     inherit.push(library);
+    inherit.extend(spec.board_fd);
     let mut ready_pair: Option<(OwnedFd, OwnedFd)> = None;
     if with_ready_pipe {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;
@@ -145,9 +147,10 @@ pub fn spawn_worker(
     // (all async-signal-safe system calls) on values computed before the fork, and does not
     // allocate: `inherit` was built in the parent and is only read.
     //
-    // The listeners, the library and the ready pipe's write end keep their descriptor
-    // numbers: their FD_CLOEXEC flag is cleared here, in the child only, so exec passes them
-    // on while every other descriptor of the master (created close-on-exec) is closed.
+    // The listeners, the library, the connection board and the ready pipe's write end keep
+    // their descriptor numbers: their FD_CLOEXEC flag is cleared here, in the child only, so
+    // exec passes them on while every other descriptor of the master (created close-on-exec)
+    // is closed.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &inherit {

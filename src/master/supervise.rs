@@ -1,13 +1,14 @@
 //! The supervision loop: starts the workers, waits until each is ready, replaces those that
-//! die (with backoff), and on SIGTERM or SIGINT forwards the signal, waits for the workers
-//! to finish their requests, kills stragglers, and returns the exit status.
+//! die (with backoff, vacating their slot on the connection board), and on SIGTERM or SIGINT
+//! forwards the signal, waits for the workers to finish their requests, kills stragglers,
+//! and returns the exit status.
 //!
 //! The loop is single-threaded and sleeps in poll(2) on the signals' self-pipe and the
 //! workers' ready pipes; every wake-up re-reads signals, ready pipes and exited children.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,6 +23,7 @@ use super::notify::notify;
 use super::signals::{Signal, Signals};
 use super::spawn::{spawn_worker, Image};
 use super::{EXIT_FAILURE, EXIT_OK};
+use crate::board::Board;
 use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED};
 
 /// Added to the graceful and interrupt timeouts before stragglers are killed: the workers
@@ -40,6 +42,8 @@ pub struct Supervisor {
     signals: Signals,
     slots: Vec<Slot>,
     phase: Phase,
+    /// With more than one worker: the connection board and the descriptor workers map.
+    board: Option<(Board, OwnedFd)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +94,15 @@ impl Supervisor {
                 ever_ready: false,
             })
             .collect();
+        let board = if settings.processes > 1 {
+            Board::create(settings.processes)
+                .map_err(|e| {
+                    tracing::warn!("no connection board, workers will not spread connections: {e}")
+                })
+                .ok()
+        } else {
+            None
+        };
         Supervisor {
             settings,
             image,
@@ -98,6 +111,7 @@ impl Supervisor {
             signals,
             slots,
             phase: Phase::Starting,
+            board,
         }
     }
 
@@ -141,6 +155,7 @@ impl Supervisor {
             listeners: self.inherited.clone(),
             index: i,
             ready_fd: None,
+            board_fd: self.board.as_ref().map(|(_, fd)| fd.as_raw_fd()),
             check_only: false,
         };
         match spawn_worker(&self.image, spec, true) {
@@ -309,6 +324,9 @@ impl Supervisor {
         self.read_ready(i);
         let slot = &mut self.slots[i];
         let Some(w) = slot.worker.take() else { return };
+        if let Some((board, _)) = &self.board {
+            board.vacate(i);
+        }
         let how = describe(status);
         let pid = w.pid;
         match self.phase {

@@ -3,6 +3,10 @@
 //! whichever thread leads (see `lead`) runs its `turn`s, always detached from the
 //! interpreter, and takes the requests a turn decoded.
 //!
+//! With sibling workers on the same listeners, a worker holding clearly more connections
+//! than the least loaded of them leaves new ones to it for up to `SHARE_WAIT`
+//! (`crate::board`).
+//!
 //! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
 //! params or body stop arriving, lingering closes), which costs O(connections) per second and
 //! nothing per request.
@@ -22,6 +26,7 @@ use super::notify::Note;
 use super::pool::Job;
 use super::stream::Listener;
 use super::Shared;
+use crate::board::Board;
 use crate::config::{Protocol, Settings};
 use crate::environ::Local;
 use crate::protocol::fastcgi::{self, Capabilities};
@@ -47,6 +52,12 @@ const READ_CHUNK: usize = 256 * 1024;
 /// leave new ones (nginx opens one per request beyond its keep-alive pool) waiting in the
 /// backlog behind requests that came later.
 const ACCEPT_BATCH: usize = 4;
+/// How many connections more than its least loaded sibling a worker holds before it leaves
+/// new ones to that sibling (`crate::board`).
+const SHARE_SLACK: usize = 2;
+/// How long a worker leaves waiting connections to a sibling before taking them itself: the
+/// sibling may be in a long request, or not scheduled.
+const SHARE_WAIT: Duration = Duration::from_millis(10);
 
 pub struct ListenerSlot {
     pub listener: Listener,
@@ -77,6 +88,15 @@ pub struct EventLoop {
     accept_more: Vec<usize>,
     /// ACCEPT_BATCH, or no limit for a worker without siblings.
     accept_batch: usize,
+    /// With sibling workers: the connection board, and this worker's slot on it.
+    board: Option<(Board, usize)>,
+    /// Listeners whose waiting connections were left to a sibling: tried again every turn,
+    /// and at the latest when `SHARE_WAIT` has passed.
+    deferred: Vec<usize>,
+    /// When this worker began leaving waiting connections to a sibling.
+    deferred_since: Option<Instant>,
+    /// `SHARE_WAIT` passed: take every waiting connection until the backlog is empty.
+    gave_up: bool,
     next_sweep: Instant,
     /// When the last turn started.
     last_turn: Instant,
@@ -102,6 +122,7 @@ impl EventLoop {
         sh: Shared,
         settings: &Settings,
         mut signals: Signals,
+        board: Option<(Board, usize)>,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -134,6 +155,10 @@ impl EventLoop {
             } else {
                 usize::MAX
             },
+            board,
+            deferred: Vec::new(),
+            deferred_since: None,
+            gave_up: false,
             next_sweep: Instant::now() + TICK,
             last_turn: Instant::now(),
             events: Events::with_capacity(1024),
@@ -172,6 +197,48 @@ impl EventLoop {
             }
         }
         self.listening = on;
+        self.post_count();
+    }
+
+    /// Posts this worker's connection count on the board (or that it does not accept).
+    fn post_count(&self) {
+        if let Some((board, me)) = &self.board {
+            if self.listening {
+                board.set(*me, self.count);
+            } else {
+                board.vacate(*me);
+            }
+        }
+    }
+
+    /// Whether to leave the connections waiting on listener `i` to a sibling: yes while this
+    /// worker holds more than `SHARE_SLACK` connections more than its least loaded accepting
+    /// sibling, for at most `SHARE_WAIT`; then it takes every waiting connection itself.
+    fn leave_to_sibling(&mut self, i: usize) -> bool {
+        let Some((board, me)) = &self.board else {
+            return false;
+        };
+        if self.gave_up {
+            return false;
+        }
+        let Some(fewest) = board.fewest_besides(*me) else {
+            return false;
+        };
+        if self.count <= fewest.saturating_add(SHARE_SLACK) {
+            self.deferred_since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.deferred_since.get_or_insert(now);
+        if now.duration_since(since) >= SHARE_WAIT {
+            self.gave_up = true;
+            self.deferred_since = None;
+            return false;
+        }
+        if !self.deferred.contains(&i) {
+            self.deferred.push(i);
+        }
+        true
     }
 
     /// Sends what Python threads finished since the last turn, without polling.
@@ -203,6 +270,9 @@ impl EventLoop {
         }
         if !self.accept_more.is_empty() || !self.sh.ready.is_empty() {
             timeout = Duration::ZERO;
+        }
+        if let (Some(since), false) = (self.deferred_since, self.deferred.is_empty()) {
+            timeout = timeout.min((since + SHARE_WAIT).saturating_duration_since(now));
         }
         // Announce the blocking poll so a Python thread's note wakes it; a note that came in
         // since the flush above makes this poll a non-blocking one instead.
@@ -249,7 +319,11 @@ impl EventLoop {
         }
         self.events = events;
         self.flush_notes();
-        for i in std::mem::take(&mut self.accept_more) {
+        let again = [
+            std::mem::take(&mut self.accept_more),
+            std::mem::take(&mut self.deferred),
+        ];
+        for i in again.into_iter().flatten() {
             if self.listening {
                 self.accept(i);
             }
@@ -330,12 +404,19 @@ impl EventLoop {
                 self.set_listening(false);
                 return;
             }
+            if self.leave_to_sibling(i) {
+                return;
+            }
             let Some(l) = self.listeners.get(i) else {
                 return;
             };
             let stream = match l.listener.accept() {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Nothing waits any more: the next connection may wait for a sibling.
+                    self.gave_up = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE and friends: log and try again on the next readiness.
@@ -372,6 +453,7 @@ impl EventLoop {
             conn.interest = Some((true, false));
             self.conns[slot] = Some(conn);
             self.count += 1;
+            self.post_count();
         }
         // The batch ran out before EAGAIN: come back for the rest on the next turn.
         if !self.accept_more.contains(&i) {
@@ -470,6 +552,7 @@ impl EventLoop {
         if !self.listening && !self.sh.stopping && self.count < self.max_connections {
             self.set_listening(true);
         }
+        self.post_count();
     }
 
     fn sweep(&mut self, now: Instant) {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use mio::{Poll, Waker};
 use tracing::{error, info, warn};
 
+use crate::board::Board;
 use crate::config::resolve::DEFAULT_LOG_LEVEL;
 use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
 use crate::environ::Local;
@@ -135,7 +136,20 @@ fn serve(
         output_buffer: s.output_buffer,
         stopping: false,
     };
-    let el = EventLoop::new(poll, listeners, shared, s, signals)?;
+    // Advisory: without it connections go to whichever worker accepts first.
+    let board = spec.board_fd.and_then(|fd| {
+        Board::adopt(fd, s.processes)
+            .map_err(|e| warn!("no connection board, connections are not spread: {e}"))
+            .ok()
+    });
+    let el = EventLoop::new(
+        poll,
+        listeners,
+        shared,
+        s,
+        signals,
+        board.map(|b| (b, spec.index)),
+    )?;
     let core = Core::new(el, notifier);
     let threads = pool::start(s.threads, &core, app)?;
     if let Some(fd) = spec.ready_fd {

@@ -1,0 +1,187 @@
+//! The connection board: how many connections each worker holds, in a few bytes of memory
+//! the master creates and every worker maps, so that sibling workers sharing a listening
+//! socket can spread connections between them.
+//!
+//! Every worker is woken for a new connection on the shared socket, and whichever accepts
+//! first keeps it. Front ends hold their connections open (nginx's upstream keep-alive
+//! pool, `fastcgi_keep_conn`), so the split made in the first milliseconds lasts: on a busy
+//! machine, a worker that was not scheduled while nginx opened its pool was left with
+//! almost none and idled next to a saturated sibling. With the board a worker that holds
+//! clearly more than its least loaded sibling leaves new connections to it for a moment
+//! (`worker::event_loop`).
+//!
+//! The board is advisory: a stale or wrong count costs at most one short wait.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+
+/// The count of a slot with no accepting worker behind it (not started yet, stopping, or
+/// gone).
+pub const VACANT: u32 = u32::MAX;
+
+/// One `u32` connection count per worker slot, in shared memory.
+pub struct Board {
+    base: NonNull<AtomicU32>,
+    slots: usize,
+}
+
+// SAFETY: the mapping holds only atomics, meant to be shared between processes and threads
+// alike; it stays mapped until the board is dropped.
+unsafe impl Send for Board {}
+// SAFETY: as above; every access goes through `AtomicU32`.
+unsafe impl Sync for Board {}
+
+impl Board {
+    /// The master's: a new board of `slots` vacant slots, and the descriptor (close-on-exec)
+    /// that workers map it from.
+    pub fn create(slots: usize) -> io::Result<(Board, OwnedFd)> {
+        let fd = memfd_create("wsgid-board", MFdFlags::MFD_CLOEXEC)?;
+        let len = i64::try_from(byte_len(slots)?.get()).map_err(io::Error::other)?;
+        nix::unistd::ftruncate(&fd, len)?;
+        let board = Board::map(&fd, slots)?;
+        for i in 0..slots {
+            board.vacate(i);
+        }
+        Ok((board, fd))
+    }
+
+    /// A worker's: maps the board passed down as descriptor `fd`, of `slots` slots, and
+    /// closes the descriptor (the mapping outlives it).
+    pub fn adopt(fd: RawFd, slots: usize) -> io::Result<Board> {
+        // SAFETY: `fd` is the board's descriptor, inherited from the master, numbered in
+        // the worker spec and adopted once; nothing else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = nix::sys::stat::fstat(&fd)?;
+        let need = byte_len(slots)?.get();
+        if !usize::try_from(st.st_size).is_ok_and(|have| have >= need) {
+            return Err(io::Error::other(format!(
+                "the connection board is {} bytes, {need} expected",
+                st.st_size
+            )));
+        }
+        Board::map(&fd, slots)
+    }
+
+    fn map(fd: impl AsFd, slots: usize) -> io::Result<Board> {
+        let len = byte_len(slots)?;
+        // SAFETY: a new shared mapping of a file at least `len` bytes long (made so by
+        // `create`, checked by `adopt`), at an address the kernel picks; no Rust reference
+        // points into it yet. Page alignment satisfies `AtomicU32`'s.
+        let base = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                fd,
+                0,
+            )?
+        };
+        Ok(Board {
+            base: base.cast(),
+            slots,
+        })
+    }
+
+    fn slot(&self, i: usize) -> Option<&AtomicU32> {
+        // SAFETY: `i < slots`, so the address lies inside the mapping, which lives as long
+        // as `self`; `AtomicU32` has the size and alignment of `u32` and allows shared
+        // mutation.
+        (i < self.slots).then(|| unsafe { &*self.base.as_ptr().add(i) })
+    }
+
+    /// Records that worker `i` holds `n` connections and accepts more.
+    pub fn set(&self, i: usize, n: usize) {
+        if let Some(s) = self.slot(i) {
+            let n = u32::try_from(n).unwrap_or(VACANT - 1).min(VACANT - 1);
+            s.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that worker `i` accepts no connections.
+    pub fn vacate(&self, i: usize) {
+        if let Some(s) = self.slot(i) {
+            s.store(VACANT, Ordering::Relaxed);
+        }
+    }
+
+    /// The fewest connections held by an accepting worker other than `me`; None when no
+    /// other worker accepts.
+    pub fn fewest_besides(&self, me: usize) -> Option<usize> {
+        (0..self.slots)
+            .filter(|&i| i != me)
+            .filter_map(|i| self.slot(i))
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&n| n != VACANT)
+            .min()
+            .map(|n| n as usize)
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        if let Ok(len) = byte_len(self.slots) {
+            // SAFETY: unmaps exactly the mapping `map` made; no reference into it outlives
+            // `self` (`slot` borrows from `self`).
+            let _ = unsafe { munmap(self.base.cast(), len.get()) };
+        }
+    }
+}
+
+fn byte_len(slots: usize) -> io::Result<NonZeroUsize> {
+    slots
+        .max(1)
+        .checked_mul(size_of::<AtomicU32>())
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| io::Error::other("connection board too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Board, VACANT};
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn counts_written_by_one_mapping_are_read_by_another() {
+        let (master, fd) = Board::create(3).expect("board");
+        assert_eq!(master.fewest_besides(0), None, "all slots start vacant");
+        // A second mapping of the same memory, as a worker makes from the inherited fd.
+        let dup = nix::unistd::dup(&fd).expect("dup");
+        let worker = Board::adopt(dup.into_raw_fd(), 3).expect("adopt");
+        worker.set(1, 7);
+        worker.set(2, 4);
+        assert_eq!(master.fewest_besides(0), Some(4));
+        assert_eq!(
+            master.fewest_besides(2),
+            Some(7),
+            "a worker's own slot is left out"
+        );
+        master.vacate(2);
+        assert_eq!(worker.fewest_besides(0), Some(7));
+        worker.set(1, usize::MAX);
+        assert_eq!(
+            master.fewest_besides(0),
+            Some(VACANT as usize - 1),
+            "a huge count never reads as vacant"
+        );
+        // Out-of-range slots are ignored rather than written past the mapping.
+        worker.set(3, 1);
+        assert_eq!(master.fewest_besides(0), Some(VACANT as usize - 1));
+    }
+
+    #[test]
+    fn a_descriptor_too_small_for_the_slots_is_refused() {
+        let (_board, fd) = Board::create(2).expect("board");
+        let dup = nix::unistd::dup(&fd).expect("dup");
+        let err = Board::adopt(dup.into_raw_fd(), 64)
+            .err()
+            .expect("a 2-slot board adopted as 64 slots");
+        assert!(err.to_string().contains("expected"), "{err}");
+    }
+}
