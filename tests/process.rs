@@ -117,20 +117,25 @@ fn dead_worker_is_replaced_and_only_its_request_fails() {
     );
     // Every other request keeps working, and the dead worker is replaced.
     d.wait_log("replacing it", 20);
+    let pids = two_workers_answering(&addr);
+    assert!(
+        !pids.contains(&pid),
+        "a request was served by the killed worker: {pids:?}"
+    );
+}
+
+/// The pids that answer `/pid` on fresh connections until two different ones have (within
+/// 20 s; every answer is one of them).
+fn two_workers_answering(addr: &str) -> std::collections::HashSet<i32> {
     let end = Instant::now() + Duration::from_secs(20);
     let mut pids = std::collections::HashSet::new();
-    while Instant::now() < end && pids.len() < 2 {
-        let (status, body) = get(&addr, "/pid");
+    while pids.len() < 2 {
+        assert!(Instant::now() < end, "only {pids:?} answered");
+        let (status, body) = get(addr, "/pid");
         assert_eq!(status, 200);
-        let p: i32 = body.parse().unwrap();
-        assert_ne!(p, pid, "a request was served by the killed worker");
-        pids.insert(p);
+        pids.insert(body.parse::<i32>().expect("pid"));
     }
-    assert_eq!(
-        pids.len(),
-        2,
-        "two live workers should serve again: {pids:?}"
-    );
+    pids
 }
 
 /// The pid of the worker that answered `/pid` on a new keep-alive connection, and the
@@ -160,12 +165,7 @@ fn sibling_workers_spread_keep_alive_connections() {
         .collect();
     assert_eq!(workers.len(), 2, "children: {children}");
     // Both workers accept (requests on fresh connections, closed again, reach both).
-    let end = Instant::now() + Duration::from_secs(20);
-    let mut seen = std::collections::HashSet::new();
-    while seen.len() < 2 {
-        assert!(Instant::now() < end, "only {seen:?} answered");
-        seen.insert(get(&addr, "/pid").1.parse::<i32>().expect("pid"));
-    }
+    two_workers_answering(&addr);
     let (stopped, running) = (workers[0], workers[1]);
     let stop = |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(stopped), sig).unwrap();
 
