@@ -22,15 +22,15 @@ impl Drop for Killed {
     }
 }
 
-/// A log file for the daemon's stderr, shown if the test fails.
-fn log_file() -> (std::path::PathBuf, Stdio) {
-    let path = common::scratch("activation").join("wsgid.log");
-    let f = std::fs::File::create(&path).unwrap();
-    (path, Stdio::from(f))
+/// A directory with `wsgid.log` for the daemon's stderr, shown if the test fails.
+fn log_file() -> (common::Scratch, Stdio) {
+    let dir = common::scratch("activation");
+    let f = std::fs::File::create(dir.join("wsgid.log")).unwrap();
+    (dir, Stdio::from(f))
 }
 
 /// Retries a request until the daemon answers (it starts asynchronously).
-fn hello_until_ready(addr: &str, log: &std::path::Path) -> String {
+fn hello_until_ready(addr: &str, log_dir: &std::path::Path) -> String {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = std::panic::catch_unwind(|| fcgi::request(addr, &Request::get("/")).cgi()) {
@@ -39,7 +39,7 @@ fn hello_until_ready(addr: &str, log: &std::path::Path) -> String {
         assert!(
             Instant::now() < end,
             "no answer on {addr}; wsgid's log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
+            std::fs::read_to_string(log_dir.join("wsgid.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -288,7 +288,8 @@ fn multiplexed_requests_with_interleaved_records() {
 #[test]
 fn abort_request_during_streaming_calls_close_and_ends_request() {
     let d = start();
-    let marker = scratch("abort").join("closed");
+    let marker_dir = scratch("abort");
+    let marker = marker_dir.join("closed");
     let mut c = Client::connect(addr(&d));
     let uri = format!("/stream?n=2000&delay=0.02&marker={}", marker.display());
     c.send(&Request::get(&uri).encode(1, true));
@@ -504,7 +505,8 @@ fn finish_pending(mut c: Client) {
 fn front_end_closing_mid_response_calls_close_and_spares_others() {
     let d = start();
     let pending = start_pending(&d);
-    let marker = scratch("close-mid").join("closed");
+    let marker_dir = scratch("close-mid");
+    let marker = marker_dir.join("closed");
     let mut c = Client::connect(addr(&d));
     let uri = format!("/stream?n=2000&delay=0.02&marker={}", marker.display());
     c.send(&Request::get(&uri).encode(1, false));
@@ -710,7 +712,8 @@ fn refused_role_without_keep_conn_closes_the_connection() {
 #[test]
 fn abort_of_one_multiplexed_request_spares_the_other() {
     let d = start();
-    let marker = scratch("abort-one").join("closed");
+    let marker_dir = scratch("abort-one");
+    let marker = marker_dir.join("closed");
     let mut c = Client::connect(addr(&d));
     let slow = format!("/stream?n=2000&delay=0.02&marker={}", marker.display());
     c.send(&Request::get(&slow).encode(1, true));

@@ -146,7 +146,8 @@ const DJANGO_ADMIN_PASSWORD: &str = "wsgid-admin-pw-42";
 fn django_db() -> &'static Path {
     static DB: OnceLock<PathBuf> = OnceLock::new();
     DB.get_or_init(|| {
-        let db = scratch("django-db").join("site.sqlite3");
+        // Kept: every Django test of this run shares it.
+        let db = scratch("django-db").keep().join("site.sqlite3");
         let python = test_venv().join("bin/python");
         let site = fixtures().join("django_site");
         let run = |args: &[&str]| {
@@ -894,7 +895,7 @@ fn conf_d_nginx_example_serves_its_three_locations() {
          proxy_temp_path {d}/proxy_temp;\n    uwsgi_temp_path {d}/uwsgi_temp;\n    \
          include {d}/nginx-wsgid.conf;\n}}\n"
     );
-    let nginx = Nginx::start_conf(&conf, port, dir.clone());
+    let nginx = Nginx::start_conf(&conf, port, dir.to_path_buf());
     let mut c = nginx.client();
     for (prefix, daemon) in [("", &root), ("/app", &app), ("/legacy", &legacy)] {
         let r = c.get(&format!("{prefix}/"));

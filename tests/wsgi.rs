@@ -512,7 +512,8 @@ fn exc_info_before_headers_replaces_the_response() {
 #[test]
 fn exc_info_after_headers_reraises_and_cuts_the_response_off() {
     let d = start();
-    let marker = scratch("exc-after").join("closed");
+    let marker_dir = scratch("exc-after");
+    let marker = marker_dir.join("closed");
     let uri = format!("/exc-after?marker={}", marker.display());
     // FastCGI, alone on its connection: the stream stops after the first chunk and the
     // connection closes without END_REQUEST, so the front end sees a broken response.
@@ -622,7 +623,8 @@ fn close_is_called_after_a_successful_response() {
 #[test]
 fn close_is_called_when_the_app_fails_mid_iteration() {
     let d = start();
-    let marker = scratch("raise-mid").join("closed");
+    let marker_dir = scratch("raise-mid");
+    let marker = marker_dir.join("closed");
     let mut c = Client::connect(fa(&d));
     c.send(&Request::get(&format!("/raise-mid?marker={}", marker.display())).encode(1, true));
     let (resp, end) = c.collect(1);
@@ -641,7 +643,8 @@ fn close_is_called_when_the_app_fails_mid_iteration() {
 #[test]
 fn close_is_called_when_an_scgi_client_goes_away() {
     let d = start();
-    let marker = scratch("scgi-gone").join("closed");
+    let marker_dir = scratch("scgi-gone");
+    let marker = marker_dir.join("closed");
     let mut s = scgi::connect(sa(&d));
     use std::io::{Read, Write};
     let uri = format!("/stream?n=2000&delay=0.02&marker={}", marker.display());

@@ -185,7 +185,7 @@ impl Nginx {
     /// Starts nginx serving `site` on a free loopback port.
     pub fn start(site: &Site) -> Nginx {
         let port = free_port();
-        let dir = scratch("nginx");
+        let dir = scratch("nginx").keep(); // removed on drop, when the test passed
         let conf = render(site, port, &dir);
         let mut n = Nginx::start_conf(&conf, port, dir);
         n.owns_dir = true;

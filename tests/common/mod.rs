@@ -33,8 +33,42 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// A fresh scratch directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh scratch directory for one test: removed when dropped, unless the thread is
+/// panicking (a failing test keeps its files for a look). Derefs to its `Path`.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Gives up the guard: the directory stays, for the caller to remove or keep.
+    pub fn keep(self) -> PathBuf {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut me.0)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh scratch directory for one test; keep the returned guard alive while it is used.
+#[must_use = "the directory is removed when the guard is dropped"]
+pub fn scratch(name: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
         "wsgid-test-{}-{}-{}",
@@ -44,7 +78,7 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create scratch dir");
-    d
+    Scratch(d)
 }
 
 pub struct Daemon {
@@ -54,6 +88,8 @@ pub struct Daemon {
     /// "127.0.0.1:PORT" of the first SCGI listener, if any.
     pub scgi: Option<String>,
     log_path: PathBuf,
+    /// Holds the log's directory; declared last so it goes after the daemon has stopped.
+    _log_dir: Scratch,
 }
 
 pub struct Builder {
@@ -185,7 +221,8 @@ impl Builder {
     /// Starts wsgid and waits (up to 30 s) until every TCP listener accepts and the log
     /// says the workers are ready. Panics with the log if it exits first.
     pub fn start(self) -> Daemon {
-        let log_path = scratch("log").join("wsgid.log");
+        let log_dir = scratch("log");
+        let log_path = log_dir.join("wsgid.log");
         let log = std::fs::File::create(&log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log file");
         let mut cmd = Command::new(&self.exe);
@@ -209,6 +246,7 @@ impl Builder {
             fcgi: self.fcgi,
             scgi: self.scgi,
             log_path,
+            _log_dir: log_dir,
         };
         let end = Instant::now() + Duration::from_secs(30);
         loop {
