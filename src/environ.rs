@@ -232,7 +232,8 @@ pub fn build<'a>(params: &'a Params, mount: &str, local: &Local) -> Result<Envir
         _ => Cow::Borrowed(b"HTTP/1.0"),
     });
 
-    match Duplicates::find(params) {
+    let mut memory = DupMemory::new();
+    match Duplicates::find(params, &mut memory) {
         None => {
             for (name, value) in params.iter() {
                 if !is_dropped(name) {
@@ -248,10 +249,7 @@ pub fn build<'a>(params: &'a Params, mount: &str, local: &Local) -> Result<Envir
                 match dups.slot[i] {
                     Slot::Single => out.push(name, Cow::Borrowed(value)),
                     Slot::Later => {}
-                    Slot::First { start, end } => {
-                        let group = &dups.order[start as usize..end as usize];
-                        out.push(name, merge(params, name, group));
-                    }
+                    Slot::First { .. } => out.push(name, merge(params, name, dups.group(i))),
                 }
             }
         }
@@ -323,18 +321,18 @@ impl<'a> Output<'a> {
     }
 }
 
-/// The value of a repeated name (module doc, rule 2). `group` holds the indexes of its
+/// The value of a repeated name (module doc, rule 2). `group` yields the indexes of its
 /// occurrences in arrival order.
-fn merge<'a>(params: &'a Params, name: &[u8], group: &[u32]) -> Cow<'a, [u8]> {
-    let value = |i: u32| params.pair(i as usize).map_or(&b""[..], |(_, v)| v);
+fn merge<'a>(params: &'a Params, name: &[u8], group: impl Iterator<Item = usize>) -> Cow<'a, [u8]> {
+    let value = |i: usize| params.pair(i).map_or(&b""[..], |(_, v)| v);
     let separator: &[u8] = match name {
-        b"HTTP_HOST" => return Cow::Borrowed(group.last().map_or(&b""[..], |&i| value(i))),
         b"HTTP_COOKIE" => b"; ",
+        b"HTTP_HOST" => return Cow::Borrowed(group.last().map_or(&b""[..], value)),
         _ if name.starts_with(b"HTTP_") => b", ",
-        _ => return Cow::Borrowed(group.last().map_or(&b""[..], |&i| value(i))),
+        _ => return Cow::Borrowed(group.last().map_or(&b""[..], value)),
     };
     let mut joined = Vec::new();
-    for (k, &i) in group.iter().enumerate() {
+    for (k, i) in group.enumerate() {
         if k > 0 {
             joined.extend_from_slice(separator);
         }
@@ -348,96 +346,112 @@ fn merge<'a>(params: &'a Params, name: &[u8], group: &[u32]) -> Cow<'a, [u8]> {
 enum Slot {
     /// Its name occurs once.
     Single,
-    /// First occurrence of a repeated name; its occurrences are `order[start..end]`.
-    First { start: u32, end: u32 },
+    /// First occurrence of a repeated name; `last` is the index of its last occurrence, and
+    /// `Duplicates::next` links the occurrences in between.
+    First { last: u32 },
     /// A later occurrence, merged into the first.
     Later,
 }
 
-/// Repeated names of one request, found by sorting param indexes by (name, index); for up
-/// to `STACK` params a small hash table on the stack first rules repeats out, so a request
-/// without them is neither sorted nor allocates.
-struct Duplicates {
-    order: Vec<u32>,
-    slot: Vec<Slot>,
+/// Marks an empty entry of the hash table.
+const EMPTY: u32 = u32::MAX;
+
+/// Working memory of [`Duplicates::find`]: arrays on the stack for up to `STACK` params, so
+/// the usual request neither allocates nor sorts; vectors for more.
+struct DupMemory {
+    table: [u32; 2 * DupMemory::STACK],
+    next: [u32; DupMemory::STACK],
+    slot: [Slot; DupMemory::STACK],
+    heap_table: Vec<u32>,
+    heap_next: Vec<u32>,
+    heap_slot: Vec<Slot>,
 }
 
-impl Duplicates {
+impl DupMemory {
     const STACK: usize = 64;
 
-    /// Whether any name repeats (up to `STACK` params): open addressing in a table twice
-    /// that size, with a per-process seeded hash (names come from clients).
-    fn any(params: &Params) -> bool {
+    fn new() -> DupMemory {
+        DupMemory {
+            table: [EMPTY; 2 * DupMemory::STACK],
+            next: [0; DupMemory::STACK],
+            slot: [Slot::Single; DupMemory::STACK],
+            heap_table: Vec::new(),
+            heap_next: Vec::new(),
+            heap_slot: Vec::new(),
+        }
+    }
+}
+
+/// Repeated names of one request, found in one pass: an open-addressing hash table (twice
+/// the params, with a per-process seeded hash, since names come from clients) holds the
+/// first occurrence of each name, and each later occurrence is linked behind the previous
+/// one of its name.
+struct Duplicates<'m> {
+    next: &'m [u32],
+    slot: &'m [Slot],
+}
+
+impl<'m> Duplicates<'m> {
+    /// None when no name repeats.
+    fn find(params: &Params, memory: &'m mut DupMemory) -> Option<Duplicates<'m>> {
         use std::hash::BuildHasher;
-        const SLOTS: usize = 2 * Duplicates::STACK;
         static STATE: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
         let state = STATE.get_or_init(Default::default);
-        let mut table = [u8::MAX; SLOTS];
+        let n = params.len();
+        let (table, next, slot): (&mut [u32], &mut [u32], &mut [Slot]) = if n <= DupMemory::STACK {
+            let m = memory;
+            (&mut m.table[..], &mut m.next[..n], &mut m.slot[..n])
+        } else {
+            let m = memory;
+            m.heap_table.resize(2 * n, EMPTY);
+            m.heap_next.resize(n, 0);
+            m.heap_slot.resize(n, Slot::Single);
+            (
+                &mut m.heap_table[..],
+                &mut m.heap_next[..],
+                &mut m.heap_slot[..],
+            )
+        };
+        let size = table.len();
+        let mut any = false;
         for (i, (name, _)) in params.iter().enumerate() {
-            let mut at = state.hash_one(name) as usize % SLOTS;
+            let mut at = state.hash_one(name) as usize % size;
             loop {
-                match table[at] {
-                    u8::MAX => {
-                        table[at] = i as u8;
-                        break;
-                    }
-                    j => {
-                        if params
-                            .pair(j as usize)
-                            .is_some_and(|(other, _)| other == name)
-                        {
-                            return true;
-                        }
-                        at = (at + 1) % SLOTS;
-                    }
+                let head = table[at];
+                if head == EMPTY {
+                    table[at] = i as u32;
+                    break;
                 }
+                let head = head as usize;
+                if params.pair(head).is_some_and(|(other, _)| other == name) {
+                    let tail = match slot[head] {
+                        Slot::First { last } => last as usize,
+                        _ => head,
+                    };
+                    next[tail] = i as u32;
+                    slot[head] = Slot::First { last: i as u32 };
+                    slot[i] = Slot::Later;
+                    any = true;
+                    break;
+                }
+                at = (at + 1) % size;
             }
         }
-        false
+        any.then_some(Duplicates { next, slot })
     }
 
-    fn find(params: &Params) -> Option<Duplicates> {
-        let n = params.len();
-        if n <= Self::STACK && !Self::any(params) {
-            return None; // the common case, without sorting
-        }
-        let name = |i: u32| params.pair(i as usize).map_or(&b""[..], |(n, _)| n);
-        let mut stack = [0u32; Self::STACK];
-        let mut heap = Vec::new();
-        let order: &mut [u32] = if n <= Self::STACK {
-            &mut stack[..n]
-        } else {
-            heap.reserve_exact(n);
-            heap.resize(n, 0);
-            &mut heap
+    /// The occurrences of the repeated name first seen at `head`, in arrival order.
+    fn group(&self, head: usize) -> impl Iterator<Item = usize> + '_ {
+        let last = match self.slot[head] {
+            Slot::First { last } => last as usize,
+            _ => head,
         };
-        for (k, slot) in order.iter_mut().enumerate() {
-            *slot = k as u32;
-        }
-        order.sort_unstable_by(|&a, &b| name(a).cmp(name(b)).then(a.cmp(&b)));
-        if !order.windows(2).any(|w| name(w[0]) == name(w[1])) {
-            return None;
-        }
-        let order = order.to_vec();
-        let mut slot = vec![Slot::Single; n];
-        let mut start = 0;
-        while start < n {
-            let mut end = start + 1;
-            while end < n && name(order[end]) == name(order[start]) {
-                end += 1;
-            }
-            if end - start > 1 {
-                slot[order[start] as usize] = Slot::First {
-                    start: start as u32,
-                    end: end as u32,
-                };
-                for &later in &order[start + 1..end] {
-                    slot[later as usize] = Slot::Later;
-                }
-            }
-            start = end;
-        }
-        Some(Duplicates { order, slot })
+        let mut at = Some(head);
+        std::iter::from_fn(move || {
+            let i = at?;
+            at = (i != last).then(|| self.next[i] as usize);
+            Some(i)
+        })
     }
 }
 

@@ -903,3 +903,36 @@ fn borrows_from_params_when_nothing_is_synthesised() {
         assert!(matches!(v, Cow::Borrowed(_)), "{}", text(n));
     }
 }
+
+proptest::proptest! {
+    /// Duplicates against the obvious quadratic answer, from a few params (the stack
+    /// arrays) to past 64 (the vectors), with names drawn from a small set so they repeat.
+    #[test]
+    fn duplicates_link_every_occurrence_in_arrival_order(
+        picks in proptest::collection::vec(0u8..40, 0..150),
+    ) {
+        let names: Vec<Vec<u8>> = picks.iter().map(|k| format!("N{k}").into_bytes()).collect();
+        let pairs: Vec<(&[u8], &[u8])> = names.iter().map(|n| (&n[..], &b"v"[..])).collect();
+        let params = params_of(&pairs);
+        let mut memory = DupMemory::new();
+        let found = Duplicates::find(&params, &mut memory);
+        let occurrences = |i: usize| -> Vec<usize> {
+            (0..names.len()).filter(|&j| names[j] == names[i]).collect()
+        };
+        let any_repeat = (0..names.len()).any(|i| occurrences(i).len() > 1);
+        proptest::prop_assert_eq!(found.is_some(), any_repeat);
+        if let Some(d) = found {
+            for i in 0..names.len() {
+                let all = occurrences(i);
+                match d.slot[i] {
+                    Slot::Single => proptest::prop_assert_eq!(all, vec![i]),
+                    Slot::Later => proptest::prop_assert!(all.len() > 1 && all[0] < i),
+                    Slot::First { .. } => {
+                        proptest::prop_assert!(all.len() > 1 && all[0] == i);
+                        proptest::prop_assert_eq!(d.group(i).collect::<Vec<_>>(), all);
+                    }
+                }
+            }
+        }
+    }
+}
