@@ -393,17 +393,25 @@ fn wsgi_errors_lines_reach_the_log_with_their_request() {
     let d = start();
     let r = get(&d, &Request::get("/errors?tag=Tq7"));
     assert_eq!(r.body, b"logged");
-    let log = d.wait_log("errors-probe-3 Tq7", 20);
-    for n in 1..=3 {
-        let needle = format!("errors-probe-{n} Tq7");
-        let line = log
-            .lines()
-            .find(|l| l.contains(&needle))
-            .unwrap_or_else(|| panic!("{needle} not logged:\n{log}"));
-        assert!(
-            line.contains("GET /errors?tag=Tq7"),
-            "the line does not name its request: {line}"
-        );
+    let s = scgi::request(sa(&d), &Request::get("/errors?tag=Sc9"));
+    assert_eq!(s.body, b"logged");
+    // The request named as "METHOD REQUEST_URI (protocol)".
+    for (tag, named) in [
+        ("Tq7", "GET /errors?tag=Tq7 (fcgi 1)"),
+        ("Sc9", "GET /errors?tag=Sc9 (scgi)"),
+    ] {
+        let log = d.wait_log(&format!("errors-probe-3 {tag}"), 20);
+        for n in 1..=3 {
+            let needle = format!("errors-probe-{n} {tag}");
+            let line = log
+                .lines()
+                .find(|l| l.contains(&needle))
+                .unwrap_or_else(|| panic!("{needle} not logged:\n{log}"));
+            assert!(
+                line.contains(named),
+                "the line does not name its request as {named:?}: {line}"
+            );
+        }
     }
     // Not on the wire.
     assert!(!String::from_utf8_lossy(&r.head).contains("errors-probe"));

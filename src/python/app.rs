@@ -10,7 +10,6 @@ use pyo3::types::{PyDict, PyTuple};
 use super::environ::{environ_dict, Keys};
 use super::respond::Responder;
 use crate::config::Settings;
-use crate::worker::framing::Framing;
 use crate::worker::pool::Job;
 
 pub struct App {
@@ -41,13 +40,9 @@ impl App {
 
     /// Runs one request to completion (called on a Python thread, detached).
     pub fn run(&self, job: crate::worker::pool::Job) {
-        let Job {
-            params,
-            exchange,
-            framing,
-            local,
-        } = job;
-        let env = match crate::environ::build(&params, &self.mount, &local) {
+        let Job { exchange, local } = job;
+        let framing = exchange.framing();
+        let env = match crate::environ::build(exchange.params(), &self.mount, &local) {
             Ok(env) => env,
             Err(reject) => {
                 let (status, text) = match reject {
@@ -63,27 +58,22 @@ impl App {
                 return;
             }
         };
-        let ident = ident(&env, framing);
         Python::attach(|py| {
-            let responder =
-                match Bound::new(py, Responder::new(exchange.clone(), framing, ident.clone())) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(
-                            "cannot create start_response: {}",
-                            format_exception(py, &e)
-                        );
-                        exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                            framing.simple_response(
-                                "500 Internal Server Error",
-                                "Internal Server Error\n",
-                                out,
-                            )
-                        });
-                        return;
-                    }
-                };
-            match environ_dict(py, self, &env, exchange.clone(), ident) {
+            let responder = match Bound::new(py, Responder::new(exchange.clone())) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("cannot create start_response: {}", format_exception(py, &e));
+                    exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
+                        framing.simple_response(
+                            "500 Internal Server Error",
+                            "Internal Server Error\n",
+                            out,
+                        )
+                    });
+                    return;
+                }
+            };
+            match environ_dict(py, self, &env, exchange.clone()) {
                 Ok(environ) => self.respond(py, environ.into_any(), &responder),
                 Err(e) => {
                     tracing::error!("cannot build the environ: {}", format_exception(py, &e));
@@ -97,29 +87,6 @@ impl App {
                 }
             }
         });
-    }
-}
-
-/// "GET /path?q (fcgi 1)", for log lines about this request.
-fn ident(env: &crate::environ::Environ<'_>, framing: Framing) -> String {
-    let get = |k: &[u8]| {
-        env.vars
-            .iter()
-            .find(|(n, _)| n.as_ref() == k)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    let uri = {
-        let u = get(b"REQUEST_URI");
-        if u.is_empty() {
-            get(b"PATH_INFO")
-        } else {
-            u
-        }
-    };
-    match framing {
-        Framing::Fastcgi { id } => format!("{} {} (fcgi {id})", get(b"REQUEST_METHOD"), uri),
-        Framing::Scgi => format!("{} {} (scgi)", get(b"REQUEST_METHOD"), uri),
     }
 }
 

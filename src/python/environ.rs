@@ -69,7 +69,6 @@ pub fn environ_dict<'py>(
     app: &App,
     env: &Environ<'_>,
     ex: Arc<Exchange>,
-    ident: String,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = app.template.bind(py).copy()?;
     for (k, v) in &env.vars {
@@ -82,10 +81,10 @@ pub fn environ_dict<'py>(
         &k.http
     };
     d.set_item(k.url_scheme.bind(py), scheme.bind(py))?;
+    d.set_item(k.errors.bind(py), Bound::new(py, Errors::new(ex.clone()))?)?;
     d.set_item(
         k.input.bind(py),
         Bound::new(py, Input::new(ex, env.content_length))?,
     )?;
-    d.set_item(k.errors.bind(py), Bound::new(py, Errors::new(ident))?)?;
     Ok(d)
 }

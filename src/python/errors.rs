@@ -1,24 +1,29 @@
 //! `wsgi.errors` (PEP 3333): a text stream whose lines go to wsgid's log, tagged with the
 //! request they came from.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
+
+use crate::worker::exchange::Exchange;
 
 #[pyclass(module = "wsgid")]
 pub struct Errors {
-    ident: String,
+    /// The request the lines are tagged with.
+    ex: Arc<Exchange>,
     pending: String,
 }
 
 impl Errors {
-    pub fn new(ident: String) -> Errors {
+    pub fn new(ex: Arc<Exchange>) -> Errors {
         Errors {
-            ident,
+            ex,
             pending: String::new(),
         }
     }
 
     fn emit(&self, line: &str) {
-        tracing::warn!(target: "wsgi.errors", request = %self.ident, "{line}");
+        tracing::warn!(target: "wsgi.errors", request = %self.ex.ident(), "{line}");
     }
 }
 

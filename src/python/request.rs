@@ -190,7 +190,7 @@ impl App {
         if let Some(cl) = r.content_length {
             if r.written < cl && r.sent {
                 tracing::warn!(
-                    request = %r.ident,
+                    request = %r.ex.ident(),
                     content_length = cl,
                     sent = r.written,
                     "the app sent less than its Content-Length"
@@ -234,7 +234,7 @@ impl App {
     /// after FCGI_ABORT_REQUEST; for a closed connection the bytes go nowhere).
     fn stopped(&self, responder: &Bound<'_, Responder>, why: Abort) {
         let r = responder.borrow();
-        tracing::info!(request = %r.ident, "request stopped: {}", why.reason());
+        tracing::info!(request = %r.ex.ident(), "request stopped: {}", why.reason());
         if r.ex.is_finished() {
             return;
         }
@@ -243,8 +243,8 @@ impl App {
     }
 
     fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {
-        let ident = responder.borrow().ident.clone();
-        tracing::error!(request = %ident, "application error:\n{}", super::app::format_exception(py, e));
+        let ex = responder.borrow().ex.clone();
+        tracing::error!(request = %ex.ident(), "application error:\n{}", super::app::format_exception(py, e));
     }
 }
 

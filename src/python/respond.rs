@@ -23,23 +23,21 @@ pub struct Responder {
     pub content_length: Option<u64>,
     pub written: u64,
     pub truncated: bool,
-    pub ident: String,
 }
 
 /// A request stopped producing output: the client went away or the front end aborted.
 pub struct Stopped(pub Abort);
 
 impl Responder {
-    pub fn new(ex: Arc<Exchange>, framing: Framing, ident: String) -> Responder {
+    pub fn new(ex: Arc<Exchange>) -> Responder {
         Responder {
+            framing: ex.framing(),
             ex,
-            framing,
             head: None,
             sent: false,
             content_length: None,
             written: 0,
             truncated: false,
-            ident,
         }
     }
 
@@ -55,7 +53,7 @@ impl Responder {
         if !self.truncated {
             self.truncated = true;
             tracing::warn!(
-                request = %self.ident,
+                request = %self.ex.ident(),
                 content_length = cl,
                 "the app sent more than its Content-Length; the excess is dropped"
             );

@@ -363,23 +363,16 @@ impl Conn {
             self.request_done(id, keep_conn);
             return;
         }
-        // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
-        // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
-        let content_length = params
-            .get(b"CONTENT_LENGTH")
-            .and_then(crate::protocol::parse_decimal);
         let ex = Exchange::new(
             self.key,
-            id,
             sh.notifier.clone(),
             sh.input_buffer,
             sh.output_buffer,
-            content_length,
+            params,
+            framing,
         );
         let job = Job {
-            params,
             exchange: ex.clone(),
-            framing,
             local: self.local.clone(),
         };
         // `max_requests` above bounds this queue.

@@ -15,7 +15,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 
+use super::framing::Framing;
 use super::notify::Notifier;
+use crate::protocol::Params;
 
 /// Why a request can no longer be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,9 @@ pub struct Exchange {
     output_limit: usize,
     /// CONTENT_LENGTH when the front end gave one.
     content_length: Option<u64>,
+    /// The request's params, as decoded (the environ borrows from them).
+    params: Params,
+    framing: Framing,
 }
 
 /// Outcome of a wait for body bytes.
@@ -103,21 +108,45 @@ pub enum Input {
 impl Exchange {
     pub fn new(
         conn: (usize, u32),
-        id: u16,
         notifier: Arc<Notifier>,
         input_limit: usize,
         output_limit: usize,
-        content_length: Option<u64>,
+        params: Params,
+        framing: Framing,
     ) -> Arc<Exchange> {
+        // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
+        // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
+        let content_length = params
+            .get(b"CONTENT_LENGTH")
+            .and_then(crate::protocol::parse_decimal);
         Arc::new(Exchange {
             conn,
-            id,
+            id: match framing {
+                Framing::Fastcgi { id } => id,
+                Framing::Scgi => 0,
+            },
             state: Mutex::new(State::default()),
             notifier,
             input_limit: input_limit.max(1),
             output_limit: output_limit.max(1),
             content_length,
+            params,
+            framing,
         })
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// "GET /path?q (fcgi 1)", for log lines about this request; formatted only when a line
+    /// is written.
+    pub fn ident(&self) -> Ident<'_> {
+        Ident(self)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -319,6 +348,26 @@ impl Exchange {
         if !g.queued {
             g.queued = true;
             self.notifier.output_ready(self.conn, self.id);
+        }
+    }
+}
+
+/// The request an [`Exchange`] serves, as log lines name it: the method, REQUEST_URI (else
+/// PATH_INFO) and the protocol with the FastCGI request id.
+pub struct Ident<'a>(&'a Exchange);
+
+impl std::fmt::Display for Ident<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.0.params;
+        let text = |v: Option<&[u8]>| String::from_utf8_lossy(v.unwrap_or(b"")).into_owned();
+        let uri = match p.get(b"REQUEST_URI") {
+            Some(u) if !u.is_empty() => Some(u),
+            _ => p.get(b"PATH_INFO"),
+        };
+        write!(f, "{} {}", text(p.get(b"REQUEST_METHOD")), text(uri))?;
+        match self.0.framing {
+            Framing::Fastcgi { id } => write!(f, " (fcgi {id})"),
+            Framing::Scgi => write!(f, " (scgi)"),
         }
     }
 }

@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::exchange::Exchange;
-use super::framing::Framing;
 use super::lead::{self, Core};
 use crate::environ::Local;
-use crate::protocol::Params;
 use crate::python::App;
 
 /// One request, ready to run.
 pub struct Job {
-    pub params: Params,
+    /// The request, its params and framing included.
     pub exchange: Arc<Exchange>,
-    pub framing: Framing,
     pub local: Arc<Local>,
 }
 
