@@ -103,11 +103,26 @@ impl App {
         responder: &Bound<'py, Responder>,
         items: impl Iterator<Item = Bound<'py, PyAny>>,
     ) -> Result<(), Failure> {
-        let mut body: Vec<u8> = Vec::new();
-        for item in items {
-            let chunk = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
-            body.extend_from_slice(chunk.as_bytes());
+        // One block (the usual case) is framed straight from its `bytes`; more are joined.
+        let mut first: Option<Bound<'py, PyBytes>> = None;
+        let mut joined: Vec<u8> = Vec::new();
+        for (k, item) in items.enumerate() {
+            let chunk = item
+                .cast_into::<PyBytes>()
+                .map_err(|e| not_bytes(&e.into_inner()))?;
+            match (k, &first) {
+                (0, _) => first = Some(chunk),
+                (1, Some(f)) => {
+                    joined.extend_from_slice(f.as_bytes());
+                    joined.extend_from_slice(chunk.as_bytes());
+                }
+                _ => joined.extend_from_slice(chunk.as_bytes()),
+            }
         }
+        let body: &[u8] = match &first {
+            Some(f) if joined.is_empty() => f.as_bytes(),
+            _ => &joined,
+        };
         let mut r = responder.borrow_mut();
         if r.head.is_none() {
             return Err(no_start_response());
@@ -115,7 +130,7 @@ impl App {
         if let Some(a) = r.ex.aborted() {
             return Err(Failure::Stopped(a));
         }
-        r.finish_whole(&body);
+        r.finish_whole(body);
         Ok(())
     }
 

@@ -370,6 +370,7 @@ impl Conn {
             sh.output_buffer,
             params,
             framing,
+            sh.output_buffer(),
         );
         let job = Job {
             exchange: ex.clone(),
@@ -408,7 +409,7 @@ impl Conn {
         let Some(pos) = self.reqs.iter().position(|r| r.id == id) else {
             return;
         };
-        let ending = self.reqs[pos].ex.take_output(spare);
+        let ended = self.reqs[pos].ex.take_output(spare);
         if self.pending_write() == 0 {
             self.wbuf.clear();
             self.wpos = 0;
@@ -416,7 +417,8 @@ impl Conn {
         } else {
             self.wbuf.extend_from_slice(spare);
         }
-        let Some(ending) = ending else { return };
+        let Some((ending, left)) = ended else { return };
+        sh.recycle(left);
         let req = self.reqs.swap_remove(pos);
         // The finished request may have held reads paused (its body buffer was full and
         // the app answered without reading it): whatever still arrives is discarded now.

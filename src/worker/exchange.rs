@@ -113,6 +113,7 @@ impl Exchange {
         output_limit: usize,
         params: Params,
         framing: Framing,
+        output: Vec<u8>,
     ) -> Arc<Exchange> {
         // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
         // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
@@ -125,7 +126,10 @@ impl Exchange {
                 Framing::Fastcgi { id } => id,
                 Framing::Scgi => 0,
             },
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                output,
+                ..State::default()
+            }),
             notifier,
             input_limit: input_limit.max(1),
             output_limit: output_limit.max(1),
@@ -252,16 +256,17 @@ impl Exchange {
         self.lock().abort
     }
 
-    /// Takes the framed output written so far (swapping in `spare` to reuse allocations)
-    /// and whether the request has ended. Wakes the Python thread if it waits for room.
-    pub fn take_output(&self, spare: &mut Vec<u8>) -> Option<Ending> {
+    /// Takes the framed output written so far (swapping in `spare` to reuse allocations).
+    /// Once the request has ended: how, and the buffer it leaves behind, for another
+    /// request. Wakes the Python thread if it waits for room.
+    pub fn take_output(&self, spare: &mut Vec<u8>) -> Option<(Ending, Vec<u8>)> {
         let mut g = self.lock();
         g.queued = false;
         spare.clear();
         std::mem::swap(&mut g.output, spare);
-        let ending = g.ending;
+        let ended = g.ending.map(|e| (e, std::mem::take(&mut g.output)));
         self.wake(g);
-        ending
+        ended
     }
 
     // ---- Python thread side (call these detached from the interpreter) ----------------
