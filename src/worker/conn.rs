@@ -370,7 +370,7 @@ impl Conn {
             sh.output_buffer,
             params,
             framing,
-            sh.output_buffer(),
+            sh.spare_buffers.take(),
         );
         let job = Job {
             exchange: ex.clone(),
@@ -418,7 +418,7 @@ impl Conn {
             self.wbuf.extend_from_slice(spare);
         }
         let Some((ending, left)) = ended else { return };
-        sh.recycle(left);
+        sh.spare_buffers.recycle(left);
         let req = self.reqs.swap_remove(pos);
         // The finished request may have held reads paused (its body buffer was full and
         // the app answered without reading it): whatever still arrives is discarded now.

@@ -10,6 +10,7 @@ pub mod framing;
 mod lead;
 mod notify;
 pub mod pool;
+mod spare;
 mod stream;
 mod title;
 
@@ -30,6 +31,7 @@ use event_loop::{EventLoop, Exit, ListenerSlot};
 use lead::Core;
 use notify::Notifier;
 use pool::Job;
+use spare::SpareBuffers;
 
 /// What the reactor and its connections share.
 pub struct Shared {
@@ -42,31 +44,8 @@ pub struct Shared {
     pub input_buffer: usize,
     pub output_buffer: usize,
     pub stopping: bool,
-    /// Output buffers of finished requests, for the next ones (see `recycle`).
-    pub spare_buffers: Vec<Vec<u8>>,
-}
-
-impl Shared {
-    /// At most this many spare output buffers are kept...
-    const SPARE_BUFFERS: usize = 64;
-    /// ...of at most this capacity each (bigger ones, from large responses, are freed).
-    const SPARE_CAPACITY: usize = 16 << 10;
-
-    /// An output buffer for a new request: a finished request's, else a new one.
-    pub fn output_buffer(&mut self) -> Vec<u8> {
-        self.spare_buffers.pop().unwrap_or_default()
-    }
-
-    /// Keeps a finished request's output buffer, so a hello request allocates none.
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 0
-            && buf.capacity() <= Self::SPARE_CAPACITY
-            && self.spare_buffers.len() < Self::SPARE_BUFFERS
-        {
-            buf.clear();
-            self.spare_buffers.push(buf);
-        }
-    }
+    /// Output buffers of finished requests, for the next ones.
+    pub spare_buffers: SpareBuffers,
 }
 
 /// A worker's life, from its spec (JSON, as the master wrote it) to its exit status; called
@@ -160,7 +139,7 @@ fn serve(
         input_buffer: s.input_buffer,
         output_buffer: s.output_buffer,
         stopping: false,
-        spare_buffers: Vec::new(),
+        spare_buffers: SpareBuffers::default(),
     };
     // Advisory: without it connections go to whichever worker accepts first.
     let board = spec.board_fd.and_then(|fd| {
