@@ -4,8 +4,8 @@
 //! interpreter, and takes the requests a turn decoded.
 //!
 //! With sibling workers on the same listeners, a worker holding clearly more connections
-//! than the least loaded of them leaves new ones to it for up to `SHARE_WAIT`
-//! (`crate::board`).
+//! than the least loaded of them leaves new ones to it, taking one itself per `SHARE_WAIT`
+//! they wait (`crate::board`).
 //!
 //! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
 //! params or body stop arriving, lingering closes), which costs O(connections) per second and
@@ -55,8 +55,11 @@ const ACCEPT_BATCH: usize = 4;
 /// How many connections more than its least loaded sibling a worker holds before it leaves
 /// new ones to that sibling (`crate::board`).
 const SHARE_SLACK: usize = 2;
-/// How long a worker leaves waiting connections to a sibling before taking them itself: the
-/// sibling may be in a long request, or not scheduled.
+/// While it leaves waiting connections to a sibling, a worker takes one more itself per
+/// `SHARE_WAIT` (the sibling may be in a long request, or not scheduled). Taking them all
+/// after one wait split an app's cold start: while a sibling ran its first, slow request
+/// (~100 ms for a Django page), the other took every connection of nginx's keep-alive pool,
+/// and kept them (30 of 32, at 70% of the balanced rate).
 const SHARE_WAIT: Duration = Duration::from_millis(10);
 
 pub struct ListenerSlot {
@@ -91,12 +94,10 @@ pub struct EventLoop {
     /// With sibling workers: the connection board, and this worker's slot on it.
     board: Option<(Board, usize)>,
     /// Listeners whose waiting connections were left to a sibling: tried again every turn,
-    /// and at the latest when `SHARE_WAIT` has passed.
+    /// and at the latest when the step of `SHARE_WAIT` ends.
     deferred: Vec<usize>,
-    /// When this worker began leaving waiting connections to a sibling.
+    /// When the current step of leaving waiting connections to a sibling began.
     deferred_since: Option<Instant>,
-    /// `SHARE_WAIT` passed: take every waiting connection until the backlog is empty.
-    gave_up: bool,
     next_sweep: Instant,
     /// When the last turn started.
     last_turn: Instant,
@@ -158,7 +159,6 @@ impl EventLoop {
             board,
             deferred: Vec::new(),
             deferred_since: None,
-            gave_up: false,
             next_sweep: Instant::now() + TICK,
             last_turn: Instant::now(),
             events: Events::with_capacity(1024),
@@ -213,14 +213,11 @@ impl EventLoop {
 
     /// Whether to leave the connections waiting on listener `i` to a sibling: yes while this
     /// worker holds more than `SHARE_SLACK` connections more than its least loaded accepting
-    /// sibling, for at most `SHARE_WAIT`; then it takes every waiting connection itself.
+    /// sibling, except for one connection each time they have waited `SHARE_WAIT`.
     fn leave_to_sibling(&mut self, i: usize) -> bool {
         let Some((board, me)) = &self.board else {
             return false;
         };
-        if self.gave_up {
-            return false;
-        }
         let Some(fewest) = board.fewest_besides(*me) else {
             return false;
         };
@@ -231,8 +228,8 @@ impl EventLoop {
         let now = Instant::now();
         let since = *self.deferred_since.get_or_insert(now);
         if now.duration_since(since) >= SHARE_WAIT {
-            self.gave_up = true;
-            self.deferred_since = None;
+            // Left waiting a whole step: take one, and start the next step.
+            self.deferred_since = Some(now);
             return false;
         }
         if !self.deferred.contains(&i) {
@@ -413,8 +410,8 @@ impl EventLoop {
             let stream = match l.listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Nothing waits any more: the next connection may wait for a sibling.
-                    self.gave_up = false;
+                    // Nothing waits: the next connection's wait starts afresh.
+                    self.deferred_since = None;
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
