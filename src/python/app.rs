@@ -41,7 +41,6 @@ impl App {
     /// Runs one request to completion (called on a Python thread, detached).
     pub fn run(&self, job: crate::worker::pool::Job) {
         let Job { exchange, local } = job;
-        let framing = exchange.framing();
         let env = match crate::environ::build(exchange.params(), &self.mount, &local) {
             Ok(env) => env,
             Err(reject) => {
@@ -52,9 +51,7 @@ impl App {
                 if let crate::environ::Reject::BadRequest(why) = reject {
                     tracing::warn!("bad request: {why}");
                 }
-                exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                    framing.simple_response(status, text, out)
-                });
+                exchange.answer(status, text);
                 return;
             }
         };
@@ -63,13 +60,7 @@ impl App {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!("cannot create start_response: {}", format_exception(py, &e));
-                    exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                        framing.simple_response(
-                            "500 Internal Server Error",
-                            "Internal Server Error\n",
-                            out,
-                        )
-                    });
+                    exchange.answer("500 Internal Server Error", "Internal Server Error\n");
                     return;
                 }
             };
@@ -77,13 +68,7 @@ impl App {
                 Ok(environ) => self.respond(py, environ.into_any(), &responder),
                 Err(e) => {
                     tracing::error!("cannot build the environ: {}", format_exception(py, &e));
-                    exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                        framing.simple_response(
-                            "500 Internal Server Error",
-                            "Internal Server Error\n",
-                            out,
-                        )
-                    });
+                    exchange.answer("500 Internal Server Error", "Internal Server Error\n");
                 }
             }
         });

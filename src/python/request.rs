@@ -237,10 +237,7 @@ impl App {
                     Some(Abort::ReadTimeout) => ("408 Request Timeout", "Request body timed out\n"),
                     _ => ("500 Internal Server Error", "Internal Server Error\n"),
                 };
-                let framing = r.framing;
-                r.ex.finish_with(Ending::Complete, |out| {
-                    framing.simple_response(status, text, out)
-                });
+                r.ex.answer(status, text);
             }
         }
     }
@@ -253,7 +250,7 @@ impl App {
         if r.ex.is_finished() {
             return;
         }
-        let framing = r.framing;
+        let framing = r.ex.framing();
         r.ex.finish_with(Ending::Complete, |out| framing.end(0, out));
     }
 

@@ -10,12 +10,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::worker::exchange::{Abort, Exchange};
-use crate::worker::framing::Framing;
 
 #[pyclass(module = "wsgid")]
 pub struct Responder {
+    /// The request, its framing included.
     pub ex: Arc<Exchange>,
-    pub framing: Framing,
     /// The rendered CGI header block, once start_response was called.
     pub head: Option<Vec<u8>>,
     /// The header block went out with a body chunk.
@@ -31,7 +30,6 @@ pub struct Stopped(pub Abort);
 impl Responder {
     pub fn new(ex: Arc<Exchange>) -> Responder {
         Responder {
-            framing: ex.framing(),
             ex,
             head: None,
             sent: false,
@@ -68,7 +66,7 @@ impl Responder {
         if data.is_empty() {
             return Ok(());
         }
-        let framing = self.framing;
+        let framing = self.ex.framing();
         let head = if self.sent {
             None
         } else {
@@ -91,7 +89,7 @@ impl Responder {
     /// for responses whose whole body is known up front, e.g. a list of bytes).
     pub fn finish_whole(&mut self, body: &[u8]) {
         let body = self.allowed(body);
-        let framing = self.framing;
+        let framing = self.ex.framing();
         let head = if self.sent {
             None
         } else {

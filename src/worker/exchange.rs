@@ -85,8 +85,6 @@ pub struct Exchange {
     /// Connection slot and generation, so a notification for a closed connection whose
     /// slot was reused is recognised as stale.
     pub conn: (usize, u32),
-    /// FastCGI request id (0 for SCGI).
-    pub id: u16,
     state: Mutex<State>,
     notifier: Arc<Notifier>,
     input_limit: usize,
@@ -122,10 +120,6 @@ impl Exchange {
             .and_then(crate::protocol::parse_decimal);
         Arc::new(Exchange {
             conn,
-            id: match framing {
-                Framing::Fastcgi { id } => id,
-                Framing::Scgi => 0,
-            },
             state: Mutex::new(State {
                 output,
                 ..State::default()
@@ -145,6 +139,14 @@ impl Exchange {
 
     pub fn framing(&self) -> Framing {
         self.framing
+    }
+
+    /// FastCGI request id (0 for SCGI).
+    fn id(&self) -> u16 {
+        match self.framing {
+            Framing::Fastcgi { id } => id,
+            Framing::Scgi => 0,
+        }
     }
 
     /// "GET /path?q (fcgi 1)", for log lines about this request; formatted only when a line
@@ -349,10 +351,19 @@ impl Exchange {
         self.schedule(&mut g);
     }
 
+    /// Ends the request with a short plain-text response from wsgid itself (an error, or
+    /// 404 outside the mount point).
+    pub fn answer(&self, status: &str, text: &str) {
+        let framing = self.framing;
+        self.finish_with(Ending::Complete, |out| {
+            framing.simple_response(status, text, out)
+        });
+    }
+
     fn schedule(self: &Exchange, g: &mut MutexGuard<'_, State>) {
         if !g.queued {
             g.queued = true;
-            self.notifier.output_ready(self.conn, self.id);
+            self.notifier.output_ready(self.conn, self.id());
         }
     }
 }
@@ -364,7 +375,9 @@ pub struct Ident<'a>(&'a Exchange);
 impl std::fmt::Display for Ident<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = &self.0.params;
-        let text = |v: Option<&[u8]>| String::from_utf8_lossy(v.unwrap_or(b"")).into_owned();
+        fn text(v: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
+            String::from_utf8_lossy(v.unwrap_or(b""))
+        }
         let uri = match p.get(b"REQUEST_URI") {
             Some(u) if !u.is_empty() => Some(u),
             _ => p.get(b"PATH_INFO"),
