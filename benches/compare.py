@@ -43,6 +43,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import re
 import resource
 import selectors
@@ -172,6 +173,22 @@ def layout_label(layout):
 
 
 def free_port():
+    """A loopback port nobody uses now, below the kernel's ephemeral range. A port from that
+    range (what binding port 0 gives) can be taken by any outgoing connection, such as
+    nginx's to its upstreams or a load client's, before the server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(100):
+        port = random.randrange(10000, max(ephemeral, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
