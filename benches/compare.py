@@ -6,8 +6,10 @@ HTTP/1.1 keep-alive proxy_pass for gunicorn (gthread) and Granian. nginx's own
 `return 200` is the ceiling. benches/floor, a FastCGI responder without Python that only
 finds the end of each request and writes hello's answer, is the floor of a backend's CPU
 per request. wrk loads each server through nginx; benches/fcgi_load loads the FastCGI
-servers straight at their sockets. Repetitions are interleaved (every server
-once, then every server again, ...) and reported as medians with min-max.
+servers straight at their sockets. Hello is run a second time with nginx reaching every
+server (and the floor) over a Unix socket instead of loopback TCP, as a front end on the
+same host usually does. Repetitions are interleaved (every server once, then every server
+again, ...) and reported as medians with min-max.
 
 Per run it records req/s, p50/p99 latency, errors (wrk's socket errors and non-2xx
 answers, fcgi_load's errors, and nginx error.log lines such as "upstream prematurely
@@ -27,7 +29,7 @@ It writes a Markdown report and a PNG chart, and, for a full run, the section
 "Comparison with peer servers" at the end of BENCHMARKS.md.
 
     compare.py --wsgid BIN --fcgi-load BIN --floor BIN [--smoke] [--out FILE] [--chart FILE]
-    compare.py flup-serve HOST:PORT PROCESSES WORKDIR MODULE:CALLABLE   (internal)
+    compare.py flup-serve HOST:PORT|unix:PATH PROCESSES WORKDIR MODULE:CALLABLE   (internal)
 
 Environment: REPS (3), DURATION (seconds per measured run, 4), WARMUP (1), IDLE_CONNS
 (10000), LARGE_MIB (1024), SERVERS (all: "wsgid uwsgi flup gunicorn granian"), NGINX, WRK.
@@ -138,11 +140,18 @@ class Workload:
     hwm: bool = False
     smoke_layouts: tuple = ()
     note: str = ""
+    # nginx reaches the server over a Unix socket rather than loopback TCP.
+    unix: bool = False
 
 
 WORKLOADS = [
     Workload("hello", "Hello world (14-byte body, fixtures/hello.py)", "hello", "/",
              ["1x1", "2x1", "1x8"], 32, fcgi_load=True, smoke_layouts=("1x1",)),
+    Workload("hello-unix", "Hello world, nginx to the server over a Unix socket", "hello", "/",
+             ["1x1"], 32, smoke_layouts=("1x1",), unix=True,
+             note="The same as hello, but nginx connects to each server (and to the floor) "
+                  "through a Unix socket, as a front end on the same host usually does: no "
+                  "TCP/IP stack on either side of that hop."),
     Workload("64k", "64 KiB response", "bench", "/64k", ["1x1", "2x1"], 32),
     Workload("post1m", "1 MiB POST, answered with its SHA-256", "bench", "/upload",
              ["1x1", "2x1"], 8, method="POST", timeout="10s", hwm=True),
@@ -357,20 +366,26 @@ class Proc:
 # ---------------------------------------------------------------- servers
 
 
-def server_command(server, app, layout, port, wsgid_bin):
-    """argv, cwd and extra environment of one server."""
+def server_command(server, app, layout, addr, wsgid_bin):
+    """argv and cwd of one server listening on `addr`: a loopback port, or "unix:PATH" (a
+    Unix socket every user may connect to: nginx's workers run as another user when nginx
+    is started as root)."""
     p, t = layout_pt(layout)
-    addr = f"127.0.0.1:{port}"
+    path = addr[len("unix:"):] if isinstance(addr, str) and addr.startswith("unix:") else None
+    if path is None:
+        addr = f"127.0.0.1:{addr}"
     if server == "wsgid":
         argv = [wsgid_bin, "--fastcgi", addr, "--processes", str(p), "--threads", str(t),
                 "--virtualenv", VENV, "--log-level", "warn"]
+        if path:
+            argv += ["--socket-mode", "0666"]
         if app.wsgi_file:
             argv.append(app.wsgi_file)
         else:
             argv += ["--pythonpath", app.workdir, app.module]
         return argv, None
     if server == "uwsgi":
-        argv = [os.path.join(VBIN, "uwsgi"), "--fastcgi-socket", addr, "--master",
+        argv = [os.path.join(VBIN, "uwsgi"), "--fastcgi-socket", path or addr, "--master",
                 "--processes", str(p), "--threads", str(t), "--disable-logging",
                 "--die-on-term", "--need-app", "--listen", str(BACKLOG),
                 "--virtualenv", VENV, "--chdir", app.workdir]
@@ -378,18 +393,23 @@ def server_command(server, app, layout, port, wsgid_bin):
             argv += ["--wsgi-file", app.wsgi_file]
         else:
             argv += ["--module", app.module]
+        if path:
+            argv.append("--chmod-socket=666")
         return argv, None
     if server == "flup":
         return [sys.executable, os.path.abspath(__file__), "flup-serve", addr, str(p),
                 app.workdir, app.module], None
     if server == "gunicorn":
+        # gunicorn's default umask (0) leaves its Unix socket open to all.
         return [os.path.join(VBIN, "gunicorn"), "-k", "gthread", "-w", str(p),
                 "--threads", str(t), "--bind", addr, "--backlog", str(BACKLOG),
                 "--keep-alive", "75", "--log-level", "warning", "--chdir", app.workdir,
                 app.module], None
     if server == "granian":
-        return [os.path.join(VBIN, "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(p), "--blocking-threads", str(t),
+        listen = (["--uds", path, "--uds-permissions", "0o666"] if path
+                  else ["--host", "127.0.0.1", "--port", addr.rsplit(":", 1)[1]])
+        return [os.path.join(VBIN, "granian"), "--interface", "wsgi", *listen,
+                "--workers", str(p), "--blocking-threads", str(t),
                 "--http", "1", "--no-ws", "--backlog", str(BACKLOG), "--log-level",
                 "warning", "--working-dir", app.workdir, app.module], app.workdir
     raise ValueError(server)
@@ -403,7 +423,9 @@ def show_command(argv):
     """A command line for the report, with the temporary directory and the checkout
     replaced by names, and ports by PORT."""
     out = []
-    for a in argv:
+    for i, a in enumerate(argv):
+        if i and argv[i - 1] == "--port":
+            a = "PORT"
         a = BINARY_NAMES.get(a, a)
         a = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", a)
         a = a.replace(VENV, "$VENV").replace(ROOT + "/", "").replace(ROOT, ".")
@@ -430,7 +452,8 @@ def fastcgi_params_file(path):
 def nginx_conf(ndir, listen_port, backend_port, kind, static_dir=None):
     """kind: "fastcgi", "http", "return" or "static" (nginx alone: /download and
     /large/download send files from static_dir, /upload and /large/upload read the body
-    and answer 200, like the application's routes)."""
+    and answer 200, like the application's routes). backend_port: a loopback port, or
+    "unix:PATH"."""
     if kind == "fastcgi":
         location = (f"            include {ndir}/fastcgi_params;\n"
                     "            fastcgi_keep_conn on;\n"
@@ -472,7 +495,9 @@ def nginx_conf(ndir, listen_port, backend_port, kind, static_dir=None):
         kind = "return"
     upstream = ""
     if kind != "return":
-        upstream = (f"    upstream backend {{\n        server 127.0.0.1:{backend_port};\n"
+        backend = (backend_port if str(backend_port).startswith("unix:")
+                   else f"127.0.0.1:{backend_port}")
+        upstream = (f"    upstream backend {{\n        server {backend};\n"
                     f"        keepalive {KEEPALIVE};\n    }}\n\n")
     return f"""daemon off;
 master_process on;
@@ -599,7 +624,7 @@ def check_response(wl, nginx):
     """One request of the workload through nginx, its answer checked; None when right,
     else what is wrong."""
     try:
-        if wl.key == "hello":
+        if wl.app == "hello":
             status, body = http(nginx.url("/"))
             ok = body == HELLO
         elif wl.key == "64k":
@@ -853,18 +878,34 @@ class Bench:
         finally:
             ngx.stop()
 
-    def run_floor(self, rep):
-        """benches/floor behind the same nginx, and straight at its socket: the least CPU
-        per request a FastCGI backend can use on this machine (the kernel's share of one
-        read and one write per request, and almost nothing else)."""
-        wl = WORKLOADS[0]
-        port = free_port()
-        argv = [self.args.floor, f"127.0.0.1:{port}"]
-        proc = Proc("floor", argv, os.path.join(self.work, f"floor-{rep}.log"))
+    def socket_path(self, tag):
+        """A path for a Unix socket nginx's workers can reach (they run as another user
+        when nginx is started as root)."""
+        d = os.path.join(self.work, "sockets")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            os.chmod(self.work, 0o755)
+            os.chmod(d, 0o777)
+        return os.path.join(d, f"{tag}.sock")
+
+    def run_floor(self, rep, wl):
+        """benches/floor behind the same nginx (over the transport of `wl`, a hello
+        workload), and straight at its TCP socket: the least CPU per request a FastCGI
+        backend can use on this machine (the kernel's share of one read and one write per
+        request, and almost nothing else)."""
+        if wl.unix:
+            port = "unix:" + self.socket_path(f"floor-{rep}")
+            argv = [self.args.floor, port]
+        else:
+            port = free_port()
+            argv = [self.args.floor, f"127.0.0.1:{port}"]
+        tag = f"floor-{wl.key}-{rep}"
+        proc = Proc("floor", argv, os.path.join(self.work, f"{tag}.log"))
         ngx = None
         try:
-            ngx = Nginx(self.nginx_bin, self.work, f"floor-{rep}", port, "fastcgi")
-            self.commands["floor"] = show_command(argv)
+            ngx = Nginx(self.nginx_bin, self.work, tag, port, "fastcgi")
+            if not wl.unix:
+                self.commands["floor"] = show_command(argv)
             err = wait_ready(proc, ngx, "/")
             if err:
                 self.fail(f"floor did not start: {err}")
@@ -873,6 +914,8 @@ class Bench:
             out, ticks, logged = self.through_nginx(wl, ngx, ngx.url("/"), pids_of)
             self.record(rep, wl, "-", "floor", "wrk", parse_wrk(out), ticks,
                         {"nginx_errors": classify_nginx_errors(logged)})
+            if wl.unix:
+                return
             out, ticks, _ = self.straight("floor", port, wl.uri, pids_of)
             self.record(rep, wl, "-", "floor", "fcgi_load", parse_fcgi_load(out), ticks, {})
         finally:
@@ -909,11 +952,11 @@ class Bench:
         finally:
             ngx.stop()
 
-    def start_behind_nginx(self, server, app, layout, tag):
+    def start_behind_nginx(self, server, app, layout, tag, unix=False):
         """Starts `server` serving `app` and an nginx in front of it (FastCGI or HTTP, as
-        the server speaks); returns (proc, nginx, argv, the server's port). The caller
-        stops both."""
-        port = free_port()
+        the server speaks), over a Unix socket when `unix`; returns (proc, nginx, argv, the
+        server's port or "unix:PATH"). The caller stops both."""
+        port = "unix:" + self.socket_path(tag) if unix else free_port()
         argv, cwd = server_command(server, app, layout, port, self.args.wsgid)
         proc = Proc(server, argv, os.path.join(self.work, f"{tag}.log"), cwd=cwd, env=app.env)
         kind = "fastcgi" if server in FASTCGI_SERVERS else "http"
@@ -923,17 +966,18 @@ class Bench:
             proc.stop()
             raise
 
-    def run_group(self, rep, app_key, layout, server, workloads):
+    def run_group(self, rep, app_key, layout, unix, server, workloads):
         app = self.apps[app_key]
-        proc, ngx, argv, port = self.start_behind_nginx(server, app, layout,
-                                                        f"{server}-{app_key}-{layout}-{rep}")
-        self.commands[(server, app_key, layout)] = show_command(argv)
+        tag = f"{server}-{app_key}-{layout}{'-unix' if unix else ''}-{rep}"
+        proc, ngx, argv, port = self.start_behind_nginx(server, app, layout, tag, unix)
+        self.commands[(server, app_key, layout) + (("unix",) if unix else ())] = \
+            show_command(argv)
         try:
             err = wait_ready(proc, ngx, "/page/" if app_key == "django" else "/")
             if err:
                 self.fail(f"{server} {layout} ({app_key}) did not start: {err}")
                 return
-            if app_key == "hello":
+            if app_key == "hello" and not unix:
                 self.started_memory[(server, layout)] = memory(proc.pid)
             pids_of = lambda: proc_tree(proc.pid)  # noqa: E731
             for wl in workloads:
@@ -958,9 +1002,9 @@ class Bench:
                 if parsed["requests"] == 0:
                     log(out)
                 row = self.record(rep, wl, layout, server, "wrk", parsed, ticks, extra)
-                if wl.key == "hello" and (row["errors"] or not row["requests"]):
-                    self.fail(f"{server} {layout} hello via nginx: {row['requests']} requests, "
-                              f"{row['errors']} errors")
+                if wl.app == "hello" and (row["errors"] or not row["requests"]):
+                    self.fail(f"{server} {layout} {wl.key} via nginx: {row['requests']} "
+                              f"requests, {row['errors']} errors")
                 if not proc.alive():
                     self.fail(f"{server} {layout} died during {wl.key}: {proc.tail()}")
                     return
@@ -981,14 +1025,15 @@ class Bench:
             proc.stop()
 
     def plan(self):
-        """(app, layout) groups in a fixed order, each with its workloads."""
+        """(app, layout, over a Unix socket) groups in a fixed order, each with its
+        workloads."""
         groups = collections.OrderedDict()
         for wl in WORKLOADS:
             layouts = wl.layouts
             if self.smoke:
                 layouts = wl.smoke_layouts
             for layout in layouts:
-                groups.setdefault((wl.app, layout), []).append(wl)
+                groups.setdefault((wl.app, layout, wl.unix), []).append(wl)
         return groups
 
     def run(self):
@@ -996,15 +1041,18 @@ class Bench:
         for rep in range(1, self.reps + 1):
             log(f"repetition {rep}/{self.reps}")
             self.run_ceiling(rep)
-            self.run_floor(rep)
+            for wl in WORKLOADS:
+                if wl.app == "hello" and any(wl in wls for wls in groups.values()):
+                    self.run_floor(rep, wl)
             transfers = [wl for wl in WORKLOADS if wl.hwm
                          and any(wl in wls for wls in groups.values())]
             if transfers:
                 self.run_static(rep, transfers)
-            for (app_key, layout), wls in groups.items():
-                log(f"{app_key} {layout}: {', '.join(w.key for w in wls)}")
+            for (app_key, layout, unix), wls in groups.items():
+                log(f"{app_key} {layout}{' over Unix sockets' if unix else ''}: "
+                    f"{', '.join(w.key for w in wls)}")
                 for server in self.servers:
-                    self.run_group(rep, app_key, layout, server, wls)
+                    self.run_group(rep, app_key, layout, unix, server, wls)
         self.large.append(self.large_test(None))
         for server in self.servers:
             self.large.append(self.large_test(server))
@@ -1724,11 +1772,12 @@ def write_report(bench, path, chart_path, total_seconds):
             w(f"# {SERVER_NAMES['floor']}, hello's answer to every request")
             w(cmd)
             continue
-        server, app_key, layout = key
-        if (server, app_key) in seen:
+        server, app_key, layout = key[:3]
+        what = app_key + (" over a Unix socket" if len(key) > 3 else "")
+        if (server, what) in seen:
             continue
-        seen.add((server, app_key))
-        w(f"# {SERVER_NAMES[server]}, {app_key} (shown for {layout_label(layout)})")
+        seen.add((server, what))
+        w(f"# {SERVER_NAMES[server]}, {what} (shown for {layout_label(layout)})")
         w(cmd)
     w("```")
     w("")
@@ -1837,13 +1886,19 @@ def update_benchmarks_md(bench, summary, report_path, chart_path):
 
 
 def flup_serve(addr, procs, workdir, target):
-    """flup's threaded FastCGI server on a listening socket with TCP_NODELAY, as fd 0;
-    with procs > 1, that many forked processes on the one socket."""
-    host, port = addr.rsplit(":", 1)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, int(port)))
+    """flup's threaded FastCGI server on a listening socket (TCP with TCP_NODELAY, or
+    "unix:PATH" open to all users), as fd 0; with procs > 1, that many forked processes on
+    the one socket."""
+    if addr.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(addr[len("unix:"):])
+        os.chmod(addr[len("unix:"):], 0o666)
+    else:
+        host, port = addr.rsplit(":", 1)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, int(port)))
     sock.listen(BACKLOG)
     os.dup2(sock.fileno(), 0)
     sock.close()

@@ -4,7 +4,8 @@
 # section at the end of BENCHMARKS.md (benches/compare.py does the work; see there).
 #
 # Usage: benches/compare.sh [--smoke]
-#   --smoke   1-second runs, one repetition, hello + 100 MiB download + Django at 1 x 1,
+#   --smoke   1-second runs, one repetition, hello (over TCP and over Unix sockets) +
+#             100 MiB download + Django at 1 x 1,
 #             16 MiB up and down and 300 idle connections: checks that every server
 #             starts and answers (non-zero exit if one does not, or if hello had
 #             errors); the report goes to benches/results/COMPARISON-smoke.md and

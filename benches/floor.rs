@@ -7,17 +7,23 @@
 //!
 //! ```text
 //! cargo bench --bench floor -- 127.0.0.1:9000
+//! cargo bench --bench floor -- unix:/tmp/floor.sock
 //! ```
+//!
+//! A Unix socket is made readable and writable by everybody (nginx's worker processes run
+//! as another user when nginx is started as root).
 //!
 //! With no address (as under a plain `cargo bench` or `cargo test --all-targets`) there is
 //! nothing to serve, and it says so and exits 0. It runs until killed.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Registry, Token};
 use wsgid::protocol::fastcgi::{encode_end_request, encode_stdout, ProtocolStatus};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -28,8 +34,88 @@ const STDIN: u8 = 5;
 const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 14\r\n\r\nHello, world!\n";
 
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn bind(addr: &str) -> io::Result<Listener> {
+        if let Some(path) = addr.strip_prefix("unix:") {
+            let _ = std::fs::remove_file(path);
+            let l = UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+            return Ok(Listener::Unix(l));
+        }
+        let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+        Ok(Listener::Tcp(TcpListener::bind(addr)?))
+    }
+
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nodelay(true)?;
+                Ok(Stream::Tcp(s))
+            }
+            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Listener::Tcp(l) => l,
+            Listener::Unix(l) => l,
+        }
+    }
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            self.source(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     input: Vec<u8>,
     output: Vec<u8>,
     /// The last BEGIN_REQUEST asked to keep the connection (FCGI_KEEP_CONN).
@@ -39,14 +125,12 @@ struct Conn {
 
 fn main() -> ExitCode {
     let Some(addr) = std::env::args().skip(1).find(|a| !a.starts_with('-')) else {
-        println!("floor: no address to listen on (cargo bench --bench floor -- HOST:PORT)");
+        println!(
+            "floor: no address to listen on (cargo bench --bench floor -- HOST:PORT|unix:PATH)"
+        );
         return ExitCode::SUCCESS;
     };
-    match addr
-        .parse::<SocketAddr>()
-        .map_err(io::Error::other)
-        .and_then(serve)
-    {
+    match serve(&addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("floor: {e}");
@@ -55,11 +139,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr) -> io::Result<()> {
+fn serve(addr: &str) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(addr)?;
+    let mut listener = Listener::bind(addr)?;
     poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+        .register(listener.source(), LISTENER, Interest::READABLE)?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 64 * 1024];
@@ -82,34 +166,25 @@ fn serve(addr: SocketAddr) -> io::Result<()> {
             let open = (!ev.is_readable() || read(conn, &mut buf)) && write(conn);
             if !open {
                 if let Some(mut c) = conns[i].take() {
-                    let _ = poll.registry().deregister(&mut c.stream);
+                    let _ = poll.registry().deregister(c.stream.source());
                 }
             }
         }
     }
 }
 
-fn accept(
-    poll: &Poll,
-    listener: &mut TcpListener,
-    conns: &mut Vec<Option<Conn>>,
-) -> io::Result<()> {
+fn accept(poll: &Poll, listener: &mut Listener, conns: &mut Vec<Option<Conn>>) -> io::Result<()> {
     loop {
-        let (mut stream, _) = match listener.accept() {
+        let mut stream = match listener.accept() {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
-        stream.set_nodelay(true)?;
         let i = conns.iter().position(Option::is_none).unwrap_or_else(|| {
             conns.push(None);
             conns.len() - 1
         });
-        poll.registry().register(
-            &mut stream,
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        stream.register(poll.registry(), Token(i))?;
         conns[i] = Some(Conn {
             stream,
             input: Vec::new(),
