@@ -1,6 +1,7 @@
 //! CPU cost of wsgid's pure-Rust per-request path, without sockets or Python: decoding the
 //! FastCGI records of an nginx GET (BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS, empty
-//! STDIN) on a kept-alive [`Connection`], building the CGI environ from its params, and
+//! STDIN) on a kept-alive [`Connection`], building the CGI environ from its params (into
+//! the previous request's variable list, as a worker thread does), and
 //! encoding the response of `fixtures/hello.py` (head and body as STDOUT records, then the
 //! empty STDOUT and END_REQUEST).
 //!
@@ -22,6 +23,12 @@ use wsgid::protocol::fastcgi::{
     encode_end_request, encode_stdout, Capabilities, Connection, Event, ProtocolStatus, RESPONDER,
 };
 use wsgid::protocol::{Limits, Params};
+
+thread_local! {
+    /// The environ's variable list, kept from one request to the next as the worker does.
+    static SPARE: std::cell::Cell<Vec<environ::Var<'static>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// nginx uses request id 1 on every upstream connection.
 const ID: u16 = 1;
@@ -84,8 +91,12 @@ fn request(conn: &mut Connection, req: &[u8], local: &Local, out: &mut Vec<u8>) 
     let Some(params) = decode(conn, req) else {
         return 0;
     };
-    let vars = match environ::build(&params, "", local) {
-        Ok(env) => black_box(env).vars.len(),
+    let vars = match environ::build_with(&params, "", local, SPARE.take()) {
+        Ok(env) => {
+            let n = black_box(&env).vars.len();
+            SPARE.set(env.into_spare());
+            n
+        }
         Err(_) => return 0,
     };
     out.clear();
@@ -125,8 +136,12 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("environ", |b| {
         b.iter(|| {
-            environ::build(black_box(&params), "", &local)
-                .map(|e| e.vars.len())
+            environ::build_with(black_box(&params), "", &local, SPARE.take())
+                .map(|e| {
+                    let n = black_box(&e).vars.len();
+                    SPARE.set(e.into_spare());
+                    n
+                })
                 .unwrap_or(0)
         })
     });

@@ -636,6 +636,44 @@ fn required_variables_and_defaults() {
     assert_eq!(env.content_length, None);
 }
 
+/// A spare list keeps its allocation from one request to the next (at and past its bound),
+/// and what the second request gets does not depend on the first.
+#[test]
+fn spare_variable_list_is_reused() {
+    let first = params_of(&[
+        (b"REQUEST_METHOD", b"POST"),
+        (b"HTTP_X_A", b"1"),
+        (b"HTTP_X_A", b"2"),
+        (b"REQUEST_URI", b"/first"),
+    ]);
+    let second = params_of(&[(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/x")]);
+    let env = build(&first, "", &local()).unwrap();
+    let spare = env.into_spare();
+    assert!(spare.is_empty());
+    let (ptr, cap) = (spare.as_ptr() as usize, spare.capacity());
+    assert!(cap >= 4 + 6);
+    let env = build_with(&second, "", &local(), spare).unwrap();
+    assert_eq!(env, build(&second, "", &local()).unwrap());
+    assert_eq!(
+        (env.vars.as_ptr() as usize, env.vars.capacity()),
+        (ptr, cap)
+    );
+
+    // At the bound the list is kept, past it dropped.
+    let env = Environ {
+        vars: Vec::with_capacity(SPARE_VARS),
+        url_scheme: "http",
+        content_length: None,
+    };
+    assert_eq!(env.into_spare().capacity(), SPARE_VARS);
+    let env = Environ {
+        vars: Vec::with_capacity(SPARE_VARS + 1),
+        url_scheme: "http",
+        content_length: None,
+    };
+    assert_eq!(env.into_spare().capacity(), 0);
+}
+
 #[test]
 fn bad_requests() {
     let no_method = || Err(Reject::BadRequest("no REQUEST_METHOD"));

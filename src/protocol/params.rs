@@ -36,6 +36,15 @@ impl Params {
         self.index.push((start, mid, self.data.len() as u32));
     }
 
+    /// Appends one pair given as its name and value back to back (as a FastCGI name-value
+    /// pair carries them): one copy instead of two. `name_len` must not exceed its length.
+    pub fn push_joined(&mut self, name_value: &[u8], name_len: usize) {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(name_value);
+        let mid = start + name_len.min(name_value.len()) as u32;
+        self.index.push((start, mid, self.data.len() as u32));
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -89,5 +98,27 @@ mod tests {
         assert_eq!(all[0], (&b"A"[..], &b"1"[..]));
         assert_eq!(p.pair(2), Some((&b"A"[..], &b"2"[..])));
         assert_eq!(p.bytes(), 5);
+    }
+
+    #[test]
+    fn joined_pairs_split_at_the_name_length() {
+        let mut p = Params::new();
+        p.push_joined(b"HTTP_HOSTexample", 9);
+        p.push_joined(b"EMPTY", 5);
+        p.push_joined(b"value-only", 0);
+        p.push(b"A", b"1");
+        let all: Vec<_> = p.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (&b"HTTP_HOST"[..], &b"example"[..]),
+                (b"EMPTY", b""),
+                (b"", b"value-only"),
+                (b"A", b"1"),
+            ]
+        );
+        // A name length past the bytes is clamped, not a panic later.
+        p.push_joined(b"AB", 5);
+        assert_eq!(p.pair(4), Some((&b"AB"[..], &b""[..])));
     }
 }

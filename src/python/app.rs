@@ -2,6 +2,7 @@
 //! `application` — or `path.py:name` — is served) and the per-request entry point the
 //! Python threads call.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use pyo3::prelude::*;
@@ -11,6 +12,11 @@ use super::environ::{environ_dict, Keys};
 use super::respond::Responder;
 use crate::config::Settings;
 use crate::worker::pool::Job;
+
+thread_local! {
+    /// The variable list of this thread's last request, emptied, for its next one.
+    static SPARE_VARS: Cell<Vec<crate::environ::Var<'static>>> = const { Cell::new(Vec::new()) };
+}
 
 pub struct App {
     pub(super) callable: Py<PyAny>,
@@ -41,7 +47,8 @@ impl App {
     /// Runs one request to completion (called on a Python thread, detached).
     pub fn run(&self, job: crate::worker::pool::Job) {
         let Job { exchange, local } = job;
-        let env = match crate::environ::build(exchange.params(), &self.mount, &local) {
+        let spare = SPARE_VARS.take();
+        let env = match crate::environ::build_with(exchange.params(), &self.mount, &local, spare) {
             Ok(env) => env,
             Err(reject) => {
                 let (status, text) = match reject {
@@ -72,6 +79,7 @@ impl App {
                 }
             }
         });
+        SPARE_VARS.set(env.into_spare());
     }
 }
 

@@ -132,9 +132,8 @@ impl Req {
     }
 
     fn push(&mut self, h: &PairHeader, pair: &[u8]) {
-        let name_end = h.fields + h.name_len;
         self.params
-            .push(&pair[h.fields..name_end], &pair[name_end..h.total()]);
+            .push_joined(&pair[h.fields..h.total()], h.name_len);
         self.params_bytes += h.name_len + h.value_len;
     }
 
