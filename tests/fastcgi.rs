@@ -215,6 +215,59 @@ fn keep_conn_serves_100_requests_on_one_connection() {
     assert_validator_quiet(&d.log());
 }
 
+/// A worker thread reuses the last request's environ keys and short values by position:
+/// whatever changes from one request to the next on a connection (values short and long,
+/// back to an earlier value, names moved to other positions, names added and gone) must
+/// reach the app as sent.
+#[test]
+fn environ_values_follow_each_request_on_a_kept_connection() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--threads", "1"])
+        .start();
+    let mut c = Client::connect(addr(&d));
+    let long_a = "a".repeat(300);
+    let long_b = "b".repeat(300);
+    let edge = "e".repeat(128);
+    let cases: Vec<Request> = vec![
+        Request::get("/environ").set("HTTP_X_V", "one"),
+        Request::get("/environ").set("HTTP_X_V", "two"),
+        Request::get("/environ").set("HTTP_X_V", "one"),
+        Request::get("/environ").set("HTTP_X_V", &long_a),
+        Request::get("/environ").set("HTTP_X_V", &long_b),
+        Request::get("/environ").set("HTTP_X_V", &edge),
+        Request::get("/environ").set("HTTP_X_V", &edge[1..]),
+        Request::get("/environ").set("HTTP_X_V", ""),
+        // The same names in another order, one gone, one new.
+        Request::get("/environ")
+            .remove("HTTP_X_V")
+            .set("HTTP_X_W", "w")
+            .set("HTTP_X_V", "last"),
+        Request::get("/environ").set("QUERY_STRING", "q=1"),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let resp = c.request(1, true, req);
+        assert_clean_end(&resp, 1);
+        let env = resp.cgi().json();
+        let cgi = &env["cgi"];
+        let got = |k: &str| cgi[k].as_str().map(str::to_owned);
+        let sent = |k: &str| {
+            req.param(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        for name in [
+            "HTTP_X_V",
+            "HTTP_X_W",
+            "QUERY_STRING",
+            "HTTP_HOST",
+            "REQUEST_URI",
+        ] {
+            assert_eq!(got(name), sent(name), "request {i}, {name}");
+        }
+    }
+    assert_validator_quiet(&d.log());
+}
+
 #[test]
 fn without_keep_conn_server_closes_after_end_request() {
     let d = start();

@@ -233,7 +233,7 @@ impl Responder {
             me.head = Some(head);
             me.content_length = cl;
         }
-        slf.getattr("write")
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
     }
 
     /// The write() callable returned by start_response.
