@@ -2,11 +2,9 @@
 //! dict: a copy of the app's prepared template (the `wsgi.*` keys that never change) plus
 //! the per-request keys. Names are interned Python strings cached per thread, so a request
 //! allocates only its values; values are latin-1 str (PEP 3333 "Unicode Issues"). A front
-//! end sends the same names in the same order request after request, and most values again
-//! too (the server's name, address and software, the client's headers), so each thread also
-//! remembers its last request's variables by position: a name is then found with one
-//! comparison rather than a hash lookup, and an unchanged short value is the same (immutable)
-//! str as last time instead of a new one made and freed.
+//! end sends the same names in the same order request after request, so each thread also
+//! remembers its last request's names by position: a name is then found with one comparison
+//! rather than a hash lookup.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -46,78 +44,30 @@ impl Keys {
 /// At most this many distinct names are cached per thread (header names come from clients).
 const NAME_CACHE: usize = 512;
 /// At most this many positions are remembered from the last request.
-const RECENT: usize = 64;
-/// Values up to this long are remembered (longer ones, cookies say, are rarely repeated by
-/// the next request on a thread, and would make the memory per thread unbounded).
-const RECENT_VALUE: usize = 128;
+const RECENT: usize = 128;
 
 type NameCache = HashMap<Box<[u8]>, Py<PyString>, foldhash::fast::RandomState>;
-
-/// One variable of the thread's last request.
-struct Recent {
-    name: Box<[u8]>,
-    key: Py<PyString>,
-    /// The value and its str, when it was at most [`RECENT_VALUE`] long.
-    value: Vec<u8>,
-    str: Option<Py<PyString>>,
-}
 
 #[derive(Default)]
 struct Names {
     // Seeded per process: names come from clients (header names).
     cache: NameCache,
-    /// The variables of this thread's last request, by position.
-    recent: Vec<Recent>,
+    /// The names of this thread's last request, by position.
+    recent: Vec<(Box<[u8]>, Py<PyString>)>,
 }
 
 thread_local! {
     static NAMES: RefCell<Names> = RefCell::new(Names::default());
 }
 
-type Item<'py> = (Bound<'py, PyString>, Bound<'py, PyString>);
-
 impl Names {
-    /// Key and value of the `i`th variable of the request, `name` = `value`.
-    fn item<'py>(
-        &mut self,
-        py: Python<'py>,
-        i: usize,
-        name: &[u8],
-        value: &[u8],
-    ) -> PyResult<Item<'py>> {
-        let short = value.len() <= RECENT_VALUE;
-        if let Some(r) = self.recent.get_mut(i).filter(|r| *r.name == *name) {
-            let key = r.key.bind(py).clone();
-            if let Some(s) = r.str.as_ref().filter(|_| r.value == value) {
-                return Ok((key, s.bind(py).clone()));
+    /// The key for name `b`, the `i`th variable of the request.
+    fn get<'py>(&mut self, py: Python<'py>, i: usize, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some((n, s)) = self.recent.get(i) {
+            if **n == *b {
+                return Ok(s.bind(py).clone());
             }
-            let s = latin1::to_str(py, value)?;
-            r.value.clear();
-            r.str = None;
-            if short {
-                r.value.extend_from_slice(value);
-                r.str = Some(s.clone().unbind());
-            }
-            return Ok((key, s));
         }
-        let key = self.key(py, name)?;
-        let s = latin1::to_str(py, value)?;
-        let entry = Recent {
-            name: name.into(),
-            key: key.clone().unbind(),
-            value: if short { value.to_vec() } else { Vec::new() },
-            str: short.then(|| s.clone().unbind()),
-        };
-        if i < self.recent.len() {
-            self.recent[i] = entry;
-        } else if i == self.recent.len() && i < RECENT {
-            self.recent.push(entry);
-        }
-        Ok((key, s))
-    }
-
-    /// The interned key for name `b`.
-    fn key<'py>(&mut self, py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
         let s = match self.cache.get(b) {
             Some(s) => s.bind(py).clone(),
             None => {
@@ -131,6 +81,12 @@ impl Names {
                 s
             }
         };
+        let entry = (b.into(), s.clone().unbind());
+        if i < self.recent.len() {
+            self.recent[i] = entry;
+        } else if i == self.recent.len() && i < RECENT {
+            self.recent.push(entry);
+        }
         Ok(s)
     }
 }
@@ -146,8 +102,7 @@ pub fn environ_dict<'py>(
     NAMES.with(|names| -> PyResult<()> {
         let mut names = names.borrow_mut();
         for (i, (k, v)) in env.vars.iter().enumerate() {
-            let (key, value) = names.item(py, i, k, v)?;
-            d.set_item(key, value)?;
+            d.set_item(names.get(py, i, k)?, latin1::to_str(py, v)?)?;
         }
         Ok(())
     })?;
