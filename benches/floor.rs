@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
-use mio::event::Source;
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token};
 use wsgid::protocol::fastcgi::{encode_end_request, encode_stdout, ProtocolStatus};
+use wsgid::worker::stream::{Listener, Stream};
 
 const LISTENER: Token = Token(usize::MAX);
 /// FastCGI record types (FastCGI 1.0 §8).
@@ -34,84 +34,17 @@ const STDIN: u8 = 5;
 const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 14\r\n\r\nHello, world!\n";
 
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Listener {
-    fn bind(addr: &str) -> io::Result<Listener> {
-        if let Some(path) = addr.strip_prefix("unix:") {
-            let _ = std::fs::remove_file(path);
-            let l = UnixListener::bind(path)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-            return Ok(Listener::Unix(l));
-        }
-        let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
-        Ok(Listener::Tcp(TcpListener::bind(addr)?))
+/// A listener for `addr`: "host:port", or "unix:PATH" (open to every user). The worker's
+/// own listener and stream types serve it, TCP or Unix alike.
+fn bind(addr: &str) -> io::Result<Listener> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+        let l = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+        return Ok(Listener::Unix(l));
     }
-
-    fn accept(&self) -> io::Result<Stream> {
-        match self {
-            Listener::Tcp(l) => {
-                let (s, _) = l.accept()?;
-                s.set_nodelay(true)?;
-                Ok(Stream::Tcp(s))
-            }
-            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
-        }
-    }
-
-    fn source(&mut self) -> &mut dyn Source {
-        match self {
-            Listener::Tcp(l) => l,
-            Listener::Unix(l) => l,
-        }
-    }
-}
-
-impl Stream {
-    fn source(&mut self) -> &mut dyn Source {
-        match self {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
-        }
-    }
-
-    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            self.source(),
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+    Ok(Listener::Tcp(TcpListener::bind(addr)?))
 }
 
 struct Conn {
@@ -141,9 +74,9 @@ fn main() -> ExitCode {
 
 fn serve(addr: &str) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = Listener::bind(addr)?;
+    let mut listener = bind(addr)?;
     poll.registry()
-        .register(listener.source(), LISTENER, Interest::READABLE)?;
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut events = Events::with_capacity(256);
     let mut buf = vec![0u8; 64 * 1024];
@@ -166,7 +99,7 @@ fn serve(addr: &str) -> io::Result<()> {
             let open = (!ev.is_readable() || read(conn, &mut buf)) && write(conn);
             if !open {
                 if let Some(mut c) = conns[i].take() {
-                    let _ = poll.registry().deregister(c.stream.source());
+                    let _ = poll.registry().deregister(&mut c.stream);
                 }
             }
         }
@@ -184,7 +117,11 @@ fn accept(poll: &Poll, listener: &mut Listener, conns: &mut Vec<Option<Conn>>) -
             conns.push(None);
             conns.len() - 1
         });
-        stream.register(poll.registry(), Token(i))?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         conns[i] = Some(Conn {
             stream,
             input: Vec::new(),

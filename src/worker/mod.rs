@@ -11,7 +11,7 @@ mod lead;
 mod notify;
 pub mod pool;
 mod spare;
-mod stream;
+pub mod stream;
 mod title;
 
 use std::io::Write;
