@@ -18,11 +18,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::IntoRawFd;
+use std::path::Path;
 use std::process::ExitCode;
 
-use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
+use wsgid::master::listeners::{self, SocketFile};
 use wsgid::protocol::fastcgi::{encode_end_request, encode_stdout, ProtocolStatus};
 use wsgid::worker::stream::{Listener, Stream};
 
@@ -34,17 +35,23 @@ const STDIN: u8 = 5;
 const RESPONSE: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 14\r\n\r\nHello, world!\n";
 
-/// A listener for `addr`: "host:port", or "unix:PATH" (open to every user). The worker's
-/// own listener and stream types serve it, TCP or Unix alike.
-fn bind(addr: &str) -> io::Result<Listener> {
-    if let Some(path) = addr.strip_prefix("unix:") {
-        let _ = std::fs::remove_file(path);
-        let l = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-        return Ok(Listener::Unix(l));
-    }
-    let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
-    Ok(Listener::Tcp(TcpListener::bind(addr)?))
+/// A listener for `addr`: "host:port", or "unix:PATH" (open to every user), bound as the
+/// wsgid master binds its own (same backlog and options; a stale socket file is replaced,
+/// anything else at the path refused) and adopted as a worker adopts it. For a Unix socket,
+/// also the guard that removes its file when dropped.
+fn bind(addr: &str) -> io::Result<(Listener, Option<SocketFile>)> {
+    let (fd, file) = match addr.strip_prefix("unix:") {
+        Some(path) => {
+            let (fd, file) =
+                listeners::bind_unix(Path::new(path), 0o666).map_err(io::Error::other)?;
+            (fd, Some(file))
+        }
+        None => {
+            let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+            (listeners::bind_tcp(addr)?, None)
+        }
+    };
+    Ok((Listener::from_fd(fd.into_raw_fd())?, file))
 }
 
 struct Conn {
@@ -74,7 +81,7 @@ fn main() -> ExitCode {
 
 fn serve(addr: &str) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut listener = bind(addr)?;
+    let (mut listener, _socket_file) = bind(addr)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
