@@ -95,10 +95,10 @@ pub struct Environ<'a> {
 impl Environ<'_> {
     /// The variable list, emptied, with its allocation kept for the next request's
     /// [`build_with`] (the list of a usual request is ~1.7 KiB, past malloc's fast per-thread
-    /// caches). Lists of more than [`SPARE_VARS`] are dropped instead.
+    /// caches). Lists of more than [`MAX_SPARE_VARS`] are dropped instead.
     pub fn into_spare(self) -> Vec<Var<'static>> {
         let mut vars = self.vars;
-        if vars.capacity() > SPARE_VARS {
+        if vars.capacity() > MAX_SPARE_VARS {
             return Vec::new();
         }
         vars.clear();
@@ -110,7 +110,7 @@ impl Environ<'_> {
 }
 
 /// The largest variable list [`Environ::into_spare`] keeps.
-pub const SPARE_VARS: usize = 256;
+pub const MAX_SPARE_VARS: usize = 256;
 
 /// Why a request gets no environ.
 #[derive(Debug, PartialEq, Eq)]

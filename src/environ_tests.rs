@@ -661,13 +661,13 @@ fn spare_variable_list_is_reused() {
 
     // At the bound the list is kept, past it dropped.
     let env = Environ {
-        vars: Vec::with_capacity(SPARE_VARS),
+        vars: Vec::with_capacity(MAX_SPARE_VARS),
         url_scheme: "http",
         content_length: None,
     };
-    assert_eq!(env.into_spare().capacity(), SPARE_VARS);
+    assert_eq!(env.into_spare().capacity(), MAX_SPARE_VARS);
     let env = Environ {
-        vars: Vec::with_capacity(SPARE_VARS + 1),
+        vars: Vec::with_capacity(MAX_SPARE_VARS + 1),
         url_scheme: "http",
         content_length: None,
     };
