@@ -366,12 +366,19 @@ class Proc:
 # ---------------------------------------------------------------- servers
 
 
+def unix_path(addr):
+    """The path of a "unix:PATH" address; None for anything else (a loopback port)."""
+    if isinstance(addr, str) and addr.startswith("unix:"):
+        return addr[len("unix:"):]
+    return None
+
+
 def server_command(server, app, layout, addr, wsgid_bin):
     """argv and cwd of one server listening on `addr`: a loopback port, or "unix:PATH" (a
     Unix socket every user may connect to: nginx's workers run as another user when nginx
     is started as root)."""
     p, t = layout_pt(layout)
-    path = addr[len("unix:"):] if isinstance(addr, str) and addr.startswith("unix:") else None
+    path = unix_path(addr)
     if path is None:
         addr = f"127.0.0.1:{addr}"
     if server == "wsgid":
@@ -495,7 +502,7 @@ def nginx_conf(ndir, listen_port, backend_port, kind, static_dir=None):
         kind = "return"
     upstream = ""
     if kind != "return":
-        backend = (backend_port if str(backend_port).startswith("unix:")
+        backend = (backend_port if unix_path(backend_port)
                    else f"127.0.0.1:{backend_port}")
         upstream = (f"    upstream backend {{\n        server {backend};\n"
                     f"        keepalive {KEEPALIVE};\n    }}\n\n")
@@ -878,14 +885,22 @@ class Bench:
         finally:
             ngx.stop()
 
+    def nginx_dir(self, name, mode):
+        """The run's directory `name` with `mode`, which nginx's worker processes can reach
+        (they run as another user when nginx is started as root); (its path, whether it
+        was just made)."""
+        d = os.path.join(self.work, name)
+        if os.path.isdir(d):
+            return d, False
+        os.makedirs(d)
+        os.chmod(self.work, 0o755)
+        os.chmod(d, mode)
+        return d, True
+
     def socket_path(self, tag):
-        """A path for a Unix socket nginx's workers can reach (they run as another user
-        when nginx is started as root)."""
-        d = os.path.join(self.work, "sockets")
-        if not os.path.isdir(d):
-            os.makedirs(d)
-            os.chmod(self.work, 0o755)
-            os.chmod(d, 0o777)
+        """A path for a Unix socket nginx's workers can connect to (servers make their
+        sockets open to all users)."""
+        d, _ = self.nginx_dir("sockets", 0o777)
         return os.path.join(d, f"{tag}.sock")
 
     def run_floor(self, rep, wl):
@@ -925,13 +940,8 @@ class Bench:
 
     def static_files(self):
         """The files nginx serves alone: the 100 MiB and the large download's bytes."""
-        d = os.path.join(self.work, "static")
-        if not os.path.isdir(d):
-            os.makedirs(d)
-            # Readable by nginx's worker processes, which run as another user when nginx
-            # is started as root.
-            os.chmod(self.work, 0o755)
-            os.chmod(d, 0o755)
+        d, new = self.nginx_dir("static", 0o755)
+        if new:
             for name, mib in (("100m", 100), ("large", self.large_mib)):
                 with open(os.path.join(d, name), "wb") as f:
                     for _ in range(mib * 16):
@@ -1889,10 +1899,11 @@ def flup_serve(addr, procs, workdir, target):
     """flup's threaded FastCGI server on a listening socket (TCP with TCP_NODELAY, or
     "unix:PATH" open to all users), as fd 0; with procs > 1, that many forked processes on
     the one socket."""
-    if addr.startswith("unix:"):
+    path = unix_path(addr)
+    if path:
         sock = socket.socket(socket.AF_UNIX)
-        sock.bind(addr[len("unix:"):])
-        os.chmod(addr[len("unix:"):], 0o666)
+        sock.bind(path)
+        os.chmod(path, 0o666)
     else:
         host, port = addr.rsplit(":", 1)
         sock = socket.socket()
