@@ -710,6 +710,45 @@ fn file_wrapper_streams_a_5_mib_file() {
 }
 
 #[test]
+fn file_wrapper_keeps_sending_its_own_file_when_the_descriptor_is_closed_and_reused() {
+    // The app's file is closed by another thread mid-response and its descriptor number
+    // reused for another file: the rest of the response must still be the first file.
+    let d = start();
+    let dir = scratch("file-swap");
+    let (path, other) = (dir.join("mine.bin"), dir.join("other.bin"));
+    let size = 32 << 20; // far more than the socket buffers hold, so the stream is mid-way
+    std::fs::write(&path, vec![b'A'; size]).expect("write the served file");
+    std::fs::write(&other, vec![b'B'; size]).expect("write the other file");
+    let (go, marker) = (dir.join("go"), dir.join("swapped"));
+    let uri = format!(
+        "/raw/file-swap?path={}&other={}&go={}&marker={}",
+        path.display(),
+        other.display(),
+        go.display(),
+        marker.display()
+    );
+    let mut c = Client::connect(fa(&d));
+    c.send(&Request::get(&uri).encode(1, false));
+    // Take one record, then stop reading until the file was swapped under the stream.
+    let first = c.read_record();
+    assert_eq!(first.rtype, STDOUT);
+    std::fs::write(&go, b"").expect("write the go file");
+    let swapped = wait_for_file(&marker, 20);
+    assert!(swapped.starts_with("swapped fd "), "{swapped}");
+    let rest = c.read_response(1);
+    assert_eq!(rest.end, Some((0, REQUEST_COMPLETE)));
+    let mut raw = first.content.clone();
+    raw.extend_from_slice(&rest.stdout);
+    let r = CgiResponse::parse(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        !r.body.contains(&b'B'),
+        "the response carries bytes of the file opened under the reused descriptor"
+    );
+    assert_eq!(r.body.len(), size);
+}
+
+#[test]
 fn file_wrapper_over_bytesio_falls_back_to_iteration() {
     let d = start();
     let r = get(&d, &Request::get("/bytesio?n=100000"));

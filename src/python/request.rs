@@ -147,10 +147,19 @@ impl App {
             Ok(fd) => fd,
             Err(_) => return Ok(false),
         };
-        // SAFETY: `fd` belongs to the Python file object `f`, which we hold a reference to
-        // for the whole of this function, so the descriptor stays open while borrowed.
-        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-        match nix::sys::stat::fstat(bfd) {
+        // Stream from a descriptor of our own: while this thread is detached, another thread
+        // (or the iterable's close() on a file object shared by two requests) may close the
+        // file object's descriptor, and its number may then be reused by a file or socket
+        // opened meanwhile. A duplicate keeps pointing at the file the app returned.
+        // SAFETY: `fd` was returned by fileno() just now and no Python code has run since
+        // (this thread holds the interpreter), so no thread of this process has closed it;
+        // it is borrowed only for the duplication on this line (a number that is not an
+        // open descriptor makes the dup fail with EBADF).
+        let own = match unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() {
+            Ok(own) => own,
+            Err(_) => return Ok(false),
+        };
+        match nix::sys::stat::fstat(&own) {
             Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => {}
             _ => return Ok(false),
         }
@@ -166,10 +175,9 @@ impl App {
                     break;
                 }
             }
+            let own_ref = &own;
             let (res, back) = py.detach(move || {
-                // SAFETY: as above; the Python object outlives this call.
-                let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-                let r = nix::sys::uio::pread(bfd, &mut buf, pos);
+                let r = nix::sys::uio::pread(own_ref, &mut buf, pos);
                 (r, buf)
             });
             buf = back;
