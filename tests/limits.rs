@@ -465,6 +465,28 @@ fn max_connections_holds_new_connections_until_one_closes() {
 }
 
 #[test]
+fn connections_closed_in_the_middle_of_params_are_let_go() {
+    // Each front-end connection begins a request and closes before its params end (some
+    // with no PARAMS at all, some inside the stream): none of them may keep a connection
+    // slot, or `--max-connections` fills for good.
+    let mut d = start(&["--max-connections", "5", "--graceful-timeout", "60"]);
+    for k in 0..20 {
+        let mut c = Client::connect(fa(&d));
+        let mut wire = begin_request(1, RESPONDER, KEEP_CONN);
+        if k % 2 == 1 {
+            wire.extend(record(PARAMS, 1, &name_value(b"REQUEST_METHOD", b"GET")));
+        }
+        c.send(&wire);
+        c.close();
+    }
+    still_serves(&d);
+    d.wait_log("before a request's params were complete", 20);
+    // Nothing is left in flight, so stopping does not wait out the grace period.
+    let st = d.stop_with(nix::sys::signal::Signal::SIGTERM, 20);
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
 fn read_timeout_spares_a_slow_app_whose_request_is_complete() {
     // The request is complete (CONTENT_LENGTH 0; this front end sends no STDIN record at
     // all, like hiawatha), the app just takes longer than the read timeout.

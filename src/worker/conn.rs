@@ -188,7 +188,16 @@ impl Conn {
                     return Verdict::Close; // an empty connection: harmless
                 }
             }
-            Codec::Fastcgi(_) => {}
+            Codec::Fastcgi(c) => {
+                let dropped = c.receive_eof();
+                if dropped > 0 {
+                    warn!(
+                        requests = dropped,
+                        "FastCGI connection closed before a request's params were complete; \
+                         request dropped"
+                    );
+                }
+            }
         }
         // The front end closed its side. Requests still waiting for body bytes can never
         // get them: that is an abort (front ends close instead of sending ABORT_REQUEST).

@@ -265,6 +265,16 @@ impl Connection {
         }
     }
 
+    /// The front end closed its side of the connection. A request whose PARAMS stream had
+    /// not ended can never start (FastCGI §5.2: the application needs the whole stream):
+    /// it is forgotten. Returns how many were. Requests already handed on stay active
+    /// until `finish`.
+    pub fn receive_eof(&mut self) -> usize {
+        let before = self.reqs.len();
+        self.reqs.retain(|r| r.phase != Phase::Params);
+        before - self.reqs.len()
+    }
+
     /// Requests begun and not yet finished.
     pub fn active_requests(&self) -> usize {
         self.reqs.len()

@@ -1571,3 +1571,27 @@ proptest! {
         prop_assert_eq!(stderr, want(true));
     }
 }
+
+// ---------------------------------------------------------------- end of the input
+
+#[test]
+fn eof_forgets_requests_whose_params_never_ended_and_keeps_started_ones() {
+    let mut c = conn();
+    // Request 1 is complete and handed on; request 2 stops inside its PARAMS stream;
+    // request 3 sent only its BEGIN_REQUEST.
+    let mut wire = request(1, &[(b"A", b"1")], b"");
+    wire.extend(begin(2, true));
+    wire.extend(record(PARAMS, 2, b"\x01\x01B", 0));
+    wire.extend(begin(3, true));
+    let evs = feed(&mut c, &wire).expect("valid input");
+    assert!(matches!(evs[0], Event::Request { id: 1, .. }), "{evs:?}");
+    assert_eq!(c.active_requests(), 3);
+    assert_eq!(c.receive_eof(), 2);
+    assert_eq!(c.active_requests(), 1);
+    assert!(drain(&mut c).is_empty());
+    assert!(!c.has_output());
+    // A second EOF finds nothing more to forget; request 1 ends as usual.
+    assert_eq!(c.receive_eof(), 0);
+    c.finish(1);
+    assert_eq!(c.active_requests(), 0);
+}
