@@ -221,3 +221,87 @@ fn one_thread_drives_its_own_backpressure_in_both_directions() {
         "took {took:?}: back-pressure rounds waited on timers"
     );
 }
+
+/// A front end that sends management records (FCGI_GET_VALUES, unknown types) without
+/// reading the replies: once a connection owes `--output-buffer` bytes, wsgid stops reading
+/// it, so the replies wait in bounded buffers, and every one of them arrives once the front
+/// end reads.
+#[test]
+fn management_replies_to_a_front_end_that_does_not_read_are_bounded() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let d = start(Daemon::builder(APP).fastcgi());
+    let addr = d.fcgi.clone().expect("fastcgi address");
+    let pid = worker_pid(&addr);
+    let before = vm_hwm(pid);
+    let unit = [
+        record(
+            fcgi::GET_VALUES,
+            0,
+            &fcgi::name_value(b"FCGI_MAX_CONNS", b""),
+        ),
+        record(99, 0, b""),
+    ]
+    .concat();
+    let chunk = unit.repeat(65536 / unit.len());
+    let unit_len = unit.len();
+    let mut c = Client::connect(&addr);
+    let mut w = c.stream.try_clone().expect("clone the stream");
+    let (units, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let writer = {
+        let (units, stop) = (units.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // 64 MiB at most: far past any bound, if wsgid kept reading.
+            while !stop.load(Ordering::SeqCst) && units.load(Ordering::SeqCst) * unit_len < 64 * MIB
+            {
+                w.write_all(&chunk).expect("write management records");
+                units.fetch_add(chunk.len() / unit_len, Ordering::SeqCst);
+            }
+        })
+    };
+    // Wait until the writer is held up (or has sent everything).
+    let mut last = usize::MAX;
+    while !writer.is_finished() && units.load(Ordering::SeqCst) != last {
+        last = units.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let growth = vm_hwm(pid).saturating_sub(before);
+    let sent = units.load(Ordering::SeqCst) * unit.len();
+    report("management records, replies not read", growth);
+    eprintln!(
+        "{:.1} MiB of records sent before wsgid stopped reading",
+        sent as f64 / MIB as f64
+    );
+    assert!(
+        growth < BOUND,
+        "peak RSS grew by {} MiB for {} MiB of unread replies",
+        growth / MIB as u64,
+        sent / MIB
+    );
+    stop.store(true, Ordering::SeqCst);
+    // Now read: every record sent gets its reply, in order.
+    let mut replies = 0usize;
+    loop {
+        if writer.is_finished() && replies == 2 * units.load(Ordering::SeqCst) {
+            break;
+        }
+        match c.next() {
+            Next::Record(r) => {
+                let want = if replies % 2 == 0 {
+                    fcgi::GET_VALUES_RESULT
+                } else {
+                    fcgi::UNKNOWN_TYPE
+                };
+                assert_eq!(r.rtype, want, "reply {replies}");
+                replies += 1;
+            }
+            other => panic!("connection ended after {replies} replies: {other:?}"),
+        }
+    }
+    writer.join().expect("writer thread");
+    assert_eq!(replies, 2 * units.load(Ordering::SeqCst));
+}

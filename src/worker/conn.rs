@@ -50,6 +50,10 @@ pub struct Conn {
     pub wpos: usize,
     /// Reads paused because a request's body buffer is full.
     pub read_paused: bool,
+    /// Reads paused because the write buffer holds `output_buffer` bytes or more that the
+    /// front end has not taken: whatever reading produces (management replies, refusals,
+    /// error responses) waits until it does, so one connection's output stays bounded.
+    pub write_full: bool,
     pub peer_eof: bool,
     /// Close once the write buffer is flushed and no request is left.
     pub close_after_flush: bool,
@@ -84,6 +88,7 @@ impl Conn {
             wbuf: Vec::new(),
             wpos: 0,
             read_paused: false,
+            write_full: false,
             peer_eof: false,
             close_after_flush: false,
             close_hard: false,
@@ -104,7 +109,7 @@ impl Conn {
 
     /// The interest this connection needs now.
     pub fn wanted_interest(&self) -> (bool, bool) {
-        let read = !self.read_paused && !self.peer_eof;
+        let read = !self.read_paused && !self.write_full && !self.peer_eof;
         (read, self.pending_write() > 0)
     }
 
@@ -129,6 +134,13 @@ impl Conn {
     pub fn on_readable(&mut self, sh: &mut Shared, buf: &mut [u8], to_eagain: bool) -> Verdict {
         loop {
             if self.read_paused || self.peer_eof {
+                return Verdict::Keep;
+            }
+            // What one read can make the codec answer is at most twice its size (an 8-byte
+            // unknown-type record gets a 16-byte reply), so the write buffer never holds
+            // more than `output_buffer` plus that.
+            if self.pending_write() >= sh.output_buffer {
+                self.write_full = true;
                 return Verdict::Keep;
             }
             match self.stream.read(buf) {
@@ -494,6 +506,11 @@ impl Conn {
             for id in ids {
                 self.pull_output(sh, id, &mut spare);
             }
+        }
+        if self.write_full && self.pending_write() < sh.output_buffer {
+            // The front end took enough: read again, now (readiness is edge-triggered).
+            self.write_full = false;
+            self.resume_read = true;
         }
         if self.pending_write() > 0 {
             return Verdict::Keep;

@@ -571,7 +571,13 @@ impl EventLoop {
                 }
                 continue;
             }
-            if c.read_paused || c.peer_eof || now.duration_since(c.last_read) <= self.read {
+            // Not reading on purpose (a full body buffer, output the front end has not
+            // taken, its end already seen) is no read timeout.
+            if c.read_paused
+                || c.write_full
+                || c.peer_eof
+                || now.duration_since(c.last_read) <= self.read
+            {
                 continue;
             }
             if c.mid_request() && c.reqs.is_empty() {
