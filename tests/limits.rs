@@ -487,6 +487,34 @@ fn connections_closed_in_the_middle_of_params_are_let_go() {
 }
 
 #[test]
+fn connections_waiting_while_descriptors_ran_out_are_accepted_once_they_are_back() {
+    let d = start(&[]);
+    let mut hog = Client::connect(fa(&d));
+    let held = fcgi_stdout(&mut hog, 1, &Request::get("/raw/fd-hog"));
+    assert!(held.contains("holding "), "{held}");
+    // These wait in the listen queue: accept() fails while the worker has no descriptor.
+    let mut waiting: Vec<Client> = (0..2).map(|_| Client::connect(fa(&d))).collect();
+    for c in &mut waiting {
+        c.send(&Request::get("/close").encode(1, false));
+    }
+    d.wait_log("accept failed", 20);
+    std::thread::sleep(Duration::from_millis(1000)); // several retries, one log line
+    let released = fcgi_stdout(&mut hog, 2, &Request::get("/raw/fd-hog?release=1"));
+    assert!(released.contains("released "), "{released}");
+    // No new connection arrives to raise the listener's readiness: the retry must take
+    // the waiting ones by itself.
+    for c in &mut waiting {
+        assert_eq!(c.read_response(1).cgi().body, b"one two");
+    }
+    let log = d.wait_log("accepting connections again", 20);
+    assert_eq!(
+        log.matches("accept failed").count(),
+        1,
+        "the shortage was logged more than once in its first seconds:\n{log}"
+    );
+}
+
+#[test]
 fn read_timeout_spares_a_slow_app_whose_request_is_complete() {
     // The request is complete (CONTENT_LENGTH 0; this front end sends no STDIN record at
     // all, like hiawatha), the app just takes longer than the read timeout.

@@ -61,6 +61,12 @@ const SHARE_SLACK: usize = 2;
 /// (~100 ms for a Django page), the other took every connection of nginx's keep-alive pool,
 /// and kept them (30 of 32, at 70% of the balanced rate).
 const SHARE_WAIT: Duration = Duration::from_millis(10);
+/// After accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), how soon
+/// the listener is tried again: the connections already waiting raise no new readiness
+/// edge, so without a timer they would wait for the next connection to arrive.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// During such a shortage, at most one log line per this interval.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct ListenerSlot {
     pub listener: Listener,
@@ -98,6 +104,11 @@ pub struct EventLoop {
     deferred: Vec<usize>,
     /// When the current step of leaving waiting connections to a sibling began.
     deferred_since: Option<Instant>,
+    /// Listeners whose accept() failed for lack of resources, tried again at `accept_retry`.
+    accept_failed: Vec<usize>,
+    accept_retry: Option<Instant>,
+    /// During a shortage: when it was last logged, the failures since, and in all.
+    shortage: Option<(Instant, u64, u64)>,
     next_sweep: Instant,
     /// When the last turn started.
     last_turn: Instant,
@@ -159,6 +170,9 @@ impl EventLoop {
             board,
             deferred: Vec::new(),
             deferred_since: None,
+            accept_failed: Vec::new(),
+            accept_retry: None,
+            shortage: None,
             next_sweep: Instant::now() + TICK,
             last_turn: Instant::now(),
             events: Events::with_capacity(1024),
@@ -271,6 +285,9 @@ impl EventLoop {
         if let (Some(since), false) = (self.deferred_since, self.deferred.is_empty()) {
             timeout = timeout.min((since + SHARE_WAIT).saturating_duration_since(now));
         }
+        if let Some(at) = self.accept_retry {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
         // Announce the blocking poll so a Python thread's note wakes it; a note that came in
         // since the flush above makes this poll a non-blocking one instead.
         let announced = !timeout.is_zero() && self.sh.notifier.begin_poll();
@@ -316,9 +333,17 @@ impl EventLoop {
         }
         self.events = events;
         self.flush_notes();
+        let retry = match self.accept_retry {
+            Some(at) if Instant::now() >= at => {
+                self.accept_retry = None;
+                std::mem::take(&mut self.accept_failed)
+            }
+            _ => Vec::new(),
+        };
         let again = [
             std::mem::take(&mut self.accept_more),
             std::mem::take(&mut self.deferred),
+            retry,
         ];
         for i in again.into_iter().flatten() {
             if self.listening {
@@ -414,13 +439,23 @@ impl EventLoop {
                     self.deferred_since = None;
                     return;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Interrupted, or a connection reset while it waited: take the next one.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and try again on the next readiness.
-                    warn!(error = %e, "accept failed");
+                    self.accept_failed(i, &e);
                     return;
                 }
             };
+            if let Some((_, _, failures)) = self.shortage.take() {
+                info!(failures, "accepting connections again");
+            }
             let codec = match l.protocol {
                 Protocol::Fastcgi => {
                     Codec::Fastcgi(fastcgi::Connection::new(self.limits, self.caps))
@@ -455,6 +490,32 @@ impl EventLoop {
         // The batch ran out before EAGAIN: come back for the rest on the next turn.
         if !self.accept_more.contains(&i) {
             self.accept_more.push(i);
+        }
+    }
+
+    /// accept() failed for another reason than an empty queue (EMFILE and friends): try
+    /// listener `i` again after `ACCEPT_RETRY`, logging once per `ACCEPT_LOG_EVERY`.
+    fn accept_failed(&mut self, i: usize, e: &io::Error) {
+        let now = Instant::now();
+        if !self.accept_failed.contains(&i) {
+            self.accept_failed.push(i);
+        }
+        self.accept_retry.get_or_insert(now + ACCEPT_RETRY);
+        match &mut self.shortage {
+            Some((logged, unlogged, total)) if now.duration_since(*logged) < ACCEPT_LOG_EVERY => {
+                *unlogged += 1;
+                *total += 1;
+            }
+            shortage => {
+                let (unlogged, total) = shortage.map_or((0, 0), |(_, u, t)| (u, t));
+                warn!(
+                    error = %e,
+                    failures_since_last_line = unlogged,
+                    "accept failed; waiting connections are tried again every {} ms",
+                    ACCEPT_RETRY.as_millis()
+                );
+                *shortage = Some((now, 0, total + 1));
+            }
         }
     }
 
