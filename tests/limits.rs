@@ -515,6 +515,41 @@ fn connections_waiting_while_descriptors_ran_out_are_accepted_once_they_are_back
 }
 
 #[test]
+fn send_timeout_frees_the_threads_of_front_ends_that_stop_reading() {
+    // Both Python threads are paused on responses nobody reads: only the send timeout lets
+    // a third request through.
+    let d = start(&["--threads", "2", "--send-timeout", "1"]);
+    let dir = common::scratch("send-timeout");
+    let markers: Vec<_> = (0..2).map(|k| dir.join(format!("closed-{k}"))).collect();
+    let stalled: Vec<Client> = markers
+        .iter()
+        .map(|m| {
+            let mut c = Client::connect(fa(&d));
+            let uri = format!("/endless?marker={}", m.display());
+            c.send(&Request::get(&uri).encode(1, false));
+            assert_eq!(c.read_record().rtype, STDOUT);
+            c
+        })
+        .collect();
+    let r = fcgi::request(fa(&d), &Request::get("/close")).cgi();
+    assert_eq!(r.body, b"one two");
+    for m in &markers {
+        let text = wait_for_file(m, 20);
+        assert!(text.starts_with("closed after "), "{text}");
+    }
+    let log = d.wait_log("send timeout", 20);
+    assert!(
+        log.contains("send_timeout"),
+        "the log does not name the limit:\n{log}"
+    );
+    // What the stalled front ends still read ends without END_REQUEST: cut off.
+    for mut c in stalled {
+        let (resp, end) = c.collect(1);
+        assert!(end.is_some(), "ended cleanly: {:?}", resp.end);
+    }
+}
+
+#[test]
 fn read_timeout_spares_a_slow_app_whose_request_is_complete() {
     // The request is complete (CONTENT_LENGTH 0; this front end sends no STDIN record at
     // all, like hiawatha), the app just takes longer than the read timeout.

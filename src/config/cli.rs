@@ -110,6 +110,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
     pub read_timeout: Option<u64>,
 
+    /// Close a connection whose front end takes no response bytes for this long [default: 60]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
+    pub send_timeout: Option<u64>,
+
     /// On SIGTERM, how long in-flight requests may take to finish [default: 30]
     #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
     pub graceful_timeout: Option<u64>,

@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub max_body: Option<BodyLimit>,
     pub idle_timeout: Option<Millis>,
     pub read_timeout: Option<Millis>,
+    pub send_timeout: Option<Millis>,
     pub graceful_timeout: Option<Millis>,
     pub interrupt_timeout: Option<Millis>,
     pub max_connections: Option<usize>,
@@ -79,6 +80,7 @@ mod tests {
             max_body = "10M"
             idle_timeout = 30
             read_timeout = 12.5
+            send_timeout = "90s"
             graceful_timeout = "1m"
             interrupt_timeout = "500ms"
             max_connections = 100
@@ -159,6 +161,7 @@ mod tests {
             c.max_body.is_some(),
             c.idle_timeout.is_some(),
             c.read_timeout.is_some(),
+            c.send_timeout.is_some(),
             c.graceful_timeout.is_some(),
             c.interrupt_timeout.is_some(),
             c.max_connections.is_some(),

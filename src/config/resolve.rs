@@ -214,6 +214,15 @@ pub fn merge(
             t.read_ms,
             1,
         )?,
+        send_ms: millis(
+            m.pick(
+                "send_timeout",
+                cli.send_timeout,
+                f.send_timeout.map(|d| d.0),
+            ),
+            t.send_ms,
+            1,
+        )?,
         graceful_ms: millis(
             m.pick(
                 "graceful_timeout",

@@ -112,6 +112,9 @@ pub struct Timeouts {
     pub idle_ms: u64,
     /// A request whose params or body stop arriving for this long is failed.
     pub read_ms: u64,
+    /// A connection whose front end takes none of the output owed to it for this long is
+    /// closed, and its requests stopped.
+    pub send_ms: u64,
     /// SIGTERM: how long in-flight requests may take to finish.
     pub graceful_ms: u64,
     /// SIGINT: the same, shorter.
@@ -123,6 +126,7 @@ impl Default for Timeouts {
         Timeouts {
             idle_ms: 60_000,
             read_ms: 60_000,
+            send_ms: 60_000,
             graceful_ms: 30_000,
             interrupt_ms: 3_000,
         }

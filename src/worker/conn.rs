@@ -63,6 +63,9 @@ pub struct Conn {
     pub lingering: Option<Instant>,
     pub last_read: Instant,
     pub last_active: Instant,
+    /// Since when the front end has taken none of the output owed to it (None: nothing is
+    /// owed), for the send timeout.
+    pub owed_since: Option<Instant>,
     /// Request ids whose output waits for the write buffer to drain.
     pub deferred: Vec<u16>,
     /// Currently registered interest: (readable, writable); None = not registered.
@@ -95,6 +98,7 @@ impl Conn {
             lingering: None,
             last_read: now,
             last_active: now,
+            owed_since: None,
             deferred: Vec::new(),
             interest: None,
             scgi_dispatched: false,
@@ -471,6 +475,7 @@ impl Conn {
 
     /// Writes what is buffered. Err = the connection is dead.
     pub fn flush(&mut self) -> io::Result<()> {
+        let start = self.wpos;
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -483,7 +488,13 @@ impl Conn {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
-        } else if self.wpos > 1 << 20 {
+            self.owed_since = None;
+            return Ok(());
+        }
+        if self.wpos > start || self.owed_since.is_none() {
+            self.owed_since = Some(Instant::now());
+        }
+        if self.wpos > 1 << 20 {
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
         }

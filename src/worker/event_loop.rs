@@ -8,8 +8,8 @@
 //! they wait (`crate::board`).
 //!
 //! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
-//! params or body stop arriving, lingering closes), which costs O(connections) per second and
-//! nothing per request.
+//! params or body stop arriving, front ends that take none of the output owed to them,
+//! lingering closes), which costs O(connections) per second and nothing per request.
 
 use std::io;
 use std::sync::Arc;
@@ -88,6 +88,7 @@ pub struct EventLoop {
     caps: Capabilities,
     idle: Duration,
     read: Duration,
+    send: Duration,
     graceful: Duration,
     interrupt: Duration,
     max_connections: usize,
@@ -157,6 +158,7 @@ impl EventLoop {
             },
             idle: Duration::from_millis(t.idle_ms),
             read: Duration::from_millis(t.read_ms),
+            send: Duration::from_millis(t.send_ms),
             graceful: Duration::from_millis(t.graceful_ms),
             interrupt: Duration::from_millis(t.interrupt_ms),
             max_connections: settings.max_connections.max(1),
@@ -622,6 +624,20 @@ impl EventLoop {
                 if now >= d {
                     self.close(slot);
                 }
+                continue;
+            }
+            if c.owed_since
+                .is_some_and(|t| now.duration_since(t) > self.send)
+            {
+                warn!(
+                    send_timeout_ms = self.send.as_millis() as u64,
+                    requests = c.reqs.len(),
+                    owed_bytes = c.pending_write(),
+                    "send timeout: the front end took no output for {:?}; closing connection",
+                    self.send
+                );
+                c.abort_all(Abort::SendTimeout);
+                self.close(slot);
                 continue;
             }
             let idle_conn = c.reqs.is_empty() && !c.mid_request() && c.pending_write() == 0;

@@ -28,6 +28,8 @@ pub enum Abort {
     Disconnected,
     /// No body bytes arrived within the read timeout.
     ReadTimeout,
+    /// The front end took none of the output owed to it within the send timeout.
+    SendTimeout,
     /// The body broke `max_body`.
     BodyTooLarge,
     /// The worker is stopping and the grace period ran out.
@@ -40,6 +42,7 @@ impl Abort {
             Abort::Requested => "aborted by the front end",
             Abort::Disconnected => "connection closed",
             Abort::ReadTimeout => "request body read timeout",
+            Abort::SendTimeout => "the front end took no output within send_timeout",
             Abort::BodyTooLarge => "request body larger than max_body",
             Abort::Shutdown => "worker shutting down",
         }

@@ -312,6 +312,8 @@ fn timeouts_at_and_past_their_bounds() {
         "1ms",
         "--read-timeout",
         "0.001",
+        "--send-timeout",
+        "2.5",
         "--graceful-timeout",
         "0",
         "--interrupt-timeout",
@@ -323,6 +325,7 @@ fn timeouts_at_and_past_their_bounds() {
         Timeouts {
             idle_ms: 1,
             read_ms: 1,
+            send_ms: 2_500,
             graceful_ms: 0,
             interrupt_ms: 0
         }
@@ -332,6 +335,10 @@ fn timeouts_at_and_past_their_bounds() {
         "--idle-timeout: must be at least 1 ms (got 0 ms)"
     );
     assert!(err(run(&["a:b", "--read-timeout", "0.0001"])).starts_with("--read-timeout"));
+    assert_eq!(
+        err(run(&["a:b", "--send-timeout", "0"])),
+        "--send-timeout: must be at least 1 ms (got 0 ms)"
+    );
 }
 
 #[test]
