@@ -18,7 +18,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::IntoRawFd;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -51,7 +50,7 @@ fn bind(addr: &str) -> io::Result<(Listener, Option<SocketFile>)> {
             (listeners::bind_tcp(addr)?, None)
         }
     };
-    Ok((Listener::from_fd(fd.into_raw_fd())?, file))
+    Ok((Listener::from_fd(fd)?, file))
 }
 
 struct Conn {

@@ -14,7 +14,7 @@
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -53,10 +53,7 @@ impl Board {
 
     /// A worker's: maps the board passed down as descriptor `fd`, of `slots` slots, and
     /// closes the descriptor (the mapping outlives it).
-    pub fn adopt(fd: RawFd, slots: usize) -> io::Result<Board> {
-        // SAFETY: `fd` is the board's descriptor, inherited from the master, numbered in
-        // the worker spec and adopted once; nothing else in this process owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    pub fn adopt(fd: OwnedFd, slots: usize) -> io::Result<Board> {
         let st = nix::sys::stat::fstat(&fd)?;
         let need = byte_len(slots)?.get();
         if !usize::try_from(st.st_size).is_ok_and(|have| have >= need) {
@@ -145,7 +142,6 @@ fn byte_len(slots: usize) -> io::Result<NonZeroUsize> {
 #[cfg(test)]
 mod tests {
     use super::{Board, VACANT};
-    use std::os::fd::IntoRawFd;
 
     #[test]
     fn counts_written_by_one_mapping_are_read_by_another() {
@@ -153,7 +149,7 @@ mod tests {
         assert_eq!(master.fewest_besides(0), None, "all slots start vacant");
         // A second mapping of the same memory, as a worker makes from the inherited fd.
         let dup = nix::unistd::dup(&fd).expect("dup");
-        let worker = Board::adopt(dup.into_raw_fd(), 3).expect("adopt");
+        let worker = Board::adopt(dup, 3).expect("adopt");
         worker.set(1, 7);
         worker.set(2, 4);
         assert_eq!(master.fewest_besides(0), Some(4));
@@ -179,7 +175,7 @@ mod tests {
     fn a_descriptor_too_small_for_the_slots_is_refused() {
         let (_board, fd) = Board::create(2).expect("board");
         let dup = nix::unistd::dup(&fd).expect("dup");
-        let err = Board::adopt(dup.into_raw_fd(), 64)
+        let err = Board::adopt(dup, 64)
             .err()
             .expect("a 2-slot board adopted as 64 slots");
         assert!(err.to_string().contains("expected"), "{err}");

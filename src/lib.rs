@@ -9,6 +9,7 @@
 pub mod board;
 pub mod config;
 pub mod environ;
+pub mod inherit;
 pub mod logging;
 pub mod master;
 pub mod protocol;

@@ -269,22 +269,6 @@ impl Drop for SocketFile {
     }
 }
 
-/// Borrows a descriptor inherited from the parent, if it is open.
-fn borrow_inherited(fd: RawFd) -> Option<BorrowedFd<'static>> {
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: F_GETFD only reads the descriptor flags; any integer is a valid argument and an
-    // unopened number just yields EBADF.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return None;
-    }
-    // SAFETY: `fd` is open (checked above) and was inherited from the parent process. wsgid
-    // never closes a descriptor it did not open itself, so it stays open for the rest of the
-    // process: the 'static lifetime holds.
-    Some(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
 /// Checks `fd` is a listening stream socket.
 fn check_listening(fd: BorrowedFd<'_>) -> Result<(), String> {
     match getsockopt(&fd, sockopt::SockType) {
@@ -302,7 +286,8 @@ fn check_listening(fd: BorrowedFd<'_>) -> Result<(), String> {
 
 /// Adopts inherited descriptor `n` as a listener after checking it listens.
 fn adopt(n: RawFd, protocol: Protocol, what: &str) -> Result<Listener, String> {
-    let fd = borrow_inherited(n).ok_or_else(|| format!("{what}: descriptor {n} is not open"))?;
+    let fd =
+        crate::inherit::borrow(n).ok_or_else(|| format!("{what}: descriptor {n} is not open"))?;
     check_listening(fd).map_err(|e| format!("{what}: descriptor {n} {e}"))?;
     Ok(Listener {
         fd: ListenerFd::Inherited(fd),
@@ -346,7 +331,8 @@ impl ActivationEnv {
 /// names this process (FastCGI, or SCGI for a descriptor whose `LISTEN_FDNAMES` entry is
 /// `scgi`). Returns an empty list when there are none.
 pub fn detect_inherited(env: &ActivationEnv) -> Result<Vec<Listen>, String> {
-    if borrow_inherited(FCGI_LISTENSOCK_FILENO).is_some_and(|fd| check_listening(fd).is_ok()) {
+    if crate::inherit::borrow(FCGI_LISTENSOCK_FILENO).is_some_and(|fd| check_listening(fd).is_ok())
+    {
         return Ok(vec![Listen {
             protocol: Protocol::Fastcgi,
             addr: ListenAddr::Fd(FCGI_LISTENSOCK_FILENO),

@@ -85,23 +85,14 @@ impl App {
 
 /// Entries an environ has room for before its dict grows: nginx's stock params, a
 /// browser's headers and the `wsgi.*` keys come to 35–45.
-const ENVIRON_ROOM: pyo3::ffi::Py_ssize_t = 64;
-
-extern "C" {
-    /// An empty dict with room for `minused` entries (CPython's C API, not in PyO3's).
-    fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
-}
+const ENVIRON_ROOM: usize = 64;
 
 /// The `wsgi.*` keys every environ starts with. Each request's environ is a copy
 /// (`PyDict_Copy`), which keeps the template's table size: made with room for a whole
 /// environ, the copies take the request's keys without growing (a dict grows, and rehashes
 /// every key, at 5, 10, 21 and 42 entries).
 fn make_template<'py>(py: Python<'py>, s: &Settings) -> PyResult<Bound<'py, PyDict>> {
-    // SAFETY: PyO3 FFI, attached (`py`). `_PyDict_NewPresized` returns a new reference to
-    // an empty dict, or NULL with an exception set, which `from_owned_ptr_or_err` turns
-    // into an error.
-    let d = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(ENVIRON_ROOM))? }
-        .cast_into::<PyDict>()?;
+    let d = super::ffi::dict_with_room(py, ENVIRON_ROOM)?;
     d.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
     d.set_item("wsgi.multithread", s.threads > 1)?;
     d.set_item("wsgi.multiprocess", s.processes > 1)?;

@@ -5,6 +5,7 @@
 mod app;
 mod environ;
 mod errors;
+mod ffi;
 mod file_wrapper;
 mod input;
 mod interp;

@@ -14,8 +14,8 @@ mod spare;
 pub mod stream;
 mod title;
 
+use crate::inherit;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
@@ -123,7 +123,7 @@ fn serve(
     let mut listeners = Vec::with_capacity(spec.listeners.len());
     for l in &spec.listeners {
         listeners.push(ListenerSlot {
-            listener: stream::Listener::from_fd(l.fd)?,
+            listener: stream::Listener::from_fd(inherit::take(l.fd, "listener")?)?,
             protocol: l.protocol,
             local: Arc::new(Local::from_listen(&l.addr)),
         });
@@ -143,7 +143,8 @@ fn serve(
     };
     // Advisory: without it connections go to whichever worker accepts first.
     let board = spec.board_fd.and_then(|fd| {
-        Board::adopt(fd, s.processes)
+        inherit::take(fd, "connection board")
+            .and_then(|fd| Board::adopt(fd, s.processes))
             .map_err(|e| warn!("no connection board, connections are not spread: {e}"))
             .ok()
     });
@@ -158,10 +159,11 @@ fn serve(
     let core = Core::new(el, notifier);
     let threads = pool::start(s.threads, &core, app)?;
     if let Some(fd) = spec.ready_fd {
-        // SAFETY: the master created this pipe's write end for this worker alone and passed
-        // its number in the spec; we take sole ownership and close it after one write.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        if let Err(e) = f.write_all(b"R") {
+        // The master made this pipe's write end for this worker alone; one write, then it
+        // is closed.
+        let written = inherit::take(fd, "readiness pipe")
+            .and_then(|fd| std::fs::File::from(fd).write_all(b"R"));
+        if let Err(e) = written {
             warn!("cannot tell the master we are ready: {e}");
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -15,29 +15,20 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Adopts an inherited listening socket.
-    ///
-    /// The master passes each listener's descriptor number in the worker spec; ownership is
-    /// transferred to this process at exec, and each number is adopted exactly once.
-    pub fn from_fd(fd: RawFd) -> io::Result<Listener> {
-        let domain = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(fd)
-            .map_err(io::Error::from)?;
-        let is_unix = domain.as_unix_addr().is_some();
-        // SAFETY: `fd` is an open listening socket handed to us by the master (or the
-        // process that spawned us, e.g. FCGI_LISTENSOCK_FILENO); nothing else in this process
-        // owns it, so wrapping it transfers sole ownership to the returned listener.
-        let listener = unsafe {
-            if is_unix {
-                let l = std::os::unix::net::UnixListener::from_raw_fd(fd);
-                l.set_nonblocking(true)?;
-                Listener::Unix(UnixListener::from_std(l))
-            } else {
-                let l = std::net::TcpListener::from_raw_fd(fd);
-                l.set_nonblocking(true)?;
-                Listener::Tcp(TcpListener::from_std(l))
-            }
-        };
-        Ok(listener)
+    /// A listener over listening socket `fd` (TCP or Unix, whichever it is).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+        let name =
+            nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
+                .map_err(io::Error::from)?;
+        Ok(if name.as_unix_addr().is_some() {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true)?;
+            Listener::Unix(UnixListener::from_std(l))
+        } else {
+            let l = std::net::TcpListener::from(fd);
+            l.set_nonblocking(true)?;
+            Listener::Tcp(TcpListener::from_std(l))
+        })
     }
 
     pub fn accept(&self) -> io::Result<Stream> {
