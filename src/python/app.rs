@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::environ::{environ_dict, Keys};
 use super::respond::Responder;
 use crate::config::Settings;
-use crate::worker::pool::Job;
+use crate::worker::exchange::Job;
 
 thread_local! {
     /// The variable list of this thread's last request, emptied, for its next one.
@@ -45,7 +45,7 @@ impl App {
     }
 
     /// Runs one request to completion (called on a Python thread, detached).
-    pub fn run(&self, job: crate::worker::pool::Job) {
+    pub fn run(&self, job: Job) {
         let Job { exchange, local } = job;
         let spare = SPARE_VARS.take();
         let env = match crate::environ::build_with(exchange.params(), &self.mount, &local, spare) {

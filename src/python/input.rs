@@ -79,8 +79,8 @@ impl Input {
 
     /// Reads up to `n` bytes (all that is left when `n` is None), blocking until that many
     /// arrive or the body ends, into one `bytes` object. The chunks it spans are gathered
-    /// and copied once, straight into the object: a 64 KiB read over two 32 KiB FastCGI
-    /// records (nginx's record size) used to be copied into a `Vec` first.
+    /// and copied once, straight into the object, with no intermediate buffer (a 64 KiB
+    /// read usually spans two of nginx's 32 KiB FastCGI records).
     fn read_bytes<'py>(
         &mut self,
         py: Python<'py>,

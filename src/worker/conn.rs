@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::exchange::{Abort, Ending, Exchange};
+use super::exchange::{Abort, Ending, Exchange, Job};
 use super::framing::Framing;
-use super::pool::Job;
 use super::stream::Stream;
 use super::Shared;
 use crate::environ::Local;

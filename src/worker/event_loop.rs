@@ -22,8 +22,8 @@ use tracing::{debug, info, warn};
 
 use super::conn::{Codec, Conn, Verdict};
 use super::exchange::Abort;
+use super::exchange::Job;
 use super::notify::Note;
-use super::pool::Job;
 use super::stream::Listener;
 use super::Shared;
 use crate::board::Board;
@@ -56,10 +56,9 @@ const ACCEPT_BATCH: usize = 4;
 /// new ones to that sibling (`crate::board`).
 const SHARE_SLACK: usize = 2;
 /// While it leaves waiting connections to a sibling, a worker takes one more itself per
-/// `SHARE_WAIT` (the sibling may be in a long request, or not scheduled). Taking them all
-/// after one wait split an app's cold start: while a sibling ran its first, slow request
-/// (~100 ms for a Django page), the other took every connection of nginx's keep-alive pool,
-/// and kept them (30 of 32, at 70% of the balanced rate).
+/// `SHARE_WAIT` (the sibling may be in a long request, or not scheduled), rather than all of
+/// them after one wait: while a sibling runs an app's slow first request, the other would
+/// take a front end's whole keep-alive pool, and keep it.
 const SHARE_WAIT: Duration = Duration::from_millis(10);
 /// After accept() fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), how soon
 /// the listener is tried again: the connections already waiting raise no new readiness

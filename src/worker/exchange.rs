@@ -7,9 +7,9 @@
 //! so a slow client pauses the app instead of growing memory. An abort (FCGI_ABORT_REQUEST,
 //! a connection gone, a timeout, a broken limit) wakes the waiter.
 //!
-//! A Python thread that has to wait leads the reactor itself when nobody does
-//! (`lead::wait_io`), so a worker with a single thread still makes progress on the body it
-//! is reading or the response it is writing.
+//! A Python thread that has to wait leads the reactor itself when nobody does (the
+//! notifier's `wait_io`), so a worker with a single thread still makes progress on the body
+//! it is reading or the response it is writing.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +17,15 @@ use std::thread::Thread;
 
 use super::framing::Framing;
 use super::notify::Notifier;
+use crate::environ::Local;
 use crate::protocol::Params;
+
+/// One request, ready to run.
+pub struct Job {
+    /// The request, its params and framing included.
+    pub exchange: Arc<Exchange>,
+    pub local: Arc<Local>,
+}
 
 /// Why a request can no longer be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +177,7 @@ impl Exchange {
         let seen = g.version;
         g.waiter = Some(std::thread::current());
         drop(g);
-        super::lead::wait_io(&|| self.lock().version != seen);
+        self.notifier.wait_io(&|| self.lock().version != seen);
         let mut g = self.lock();
         g.waiter = None;
         g

@@ -1,9 +1,9 @@
 //! Who runs the reactor: leader/follower over the worker's threads.
 //!
-//! A request used to cross two threads: an I/O thread decoded it and woke a Python thread
-//! to run it, which in turn woke the I/O thread to send the answer. Those two wake-ups (a
-//! futex and an eventfd, each a context switch) cost more than the rest of a small request.
-//! Here the Python threads take turns at the reactor instead (the leader/follower pattern):
+//! A request never crosses threads: handing it from an I/O thread to a Python thread and
+//! its answer back would take two wake-ups (a futex and an eventfd, each a context switch),
+//! more than the rest of a small request. The Python threads take turns at the reactor
+//! instead (the leader/follower pattern; benches/PROFILE.md has the measurements):
 //!
 //! - An idle Python thread *leads*: it polls, reads and decodes until a turn yields a
 //!   request, then leaves the reactor, runs the request, and on finishing sends the answer
@@ -24,8 +24,8 @@
 //!   again without trying the reactor (it is free only because its leader is in a
 //!   request, and that leader comes back to it), and a thread woken because nobody stood
 //!   by is made the standby rather than a new leader. Passing leadership around at every
-//!   tick cost 1 × 8 about 8% more CPU per hello request than 1 × 1 on a 2-core machine
-//!   (every thread took turns, with a context switch and a cold cache each time).
+//!   tick would make every thread take turns, each with a context switch and a cold
+//!   cache.
 //! - A thread back from a request when no turn has run for a tick (every thread was busy)
 //!   polls once before taking a queued request, so new connections are not left waiting
 //!   behind the queue.
@@ -48,8 +48,8 @@ use std::thread::{self, Thread};
 use std::time::Duration;
 
 use super::event_loop::{EventLoop, Exit};
+use super::exchange::Job;
 use super::notify::Notifier;
-use super::pool::Job;
 use crate::python::App;
 
 /// How often the guardian checks that somebody runs the reactor.

@@ -9,12 +9,11 @@ pub mod exchange;
 pub mod framing;
 mod lead;
 mod notify;
-pub mod pool;
+mod pool;
 mod spare;
 pub mod stream;
 mod title;
 
-use crate::inherit;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -25,12 +24,13 @@ use crate::board::Board;
 use crate::config::resolve::DEFAULT_LOG_LEVEL;
 use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
 use crate::environ::Local;
+use crate::inherit;
 use crate::master::EXIT_FAILURE;
 use crate::python;
 use event_loop::{EventLoop, Exit, ListenerSlot};
+use exchange::Job;
 use lead::Core;
 use notify::Notifier;
-use pool::Job;
 use spare::SpareBuffers;
 
 /// What the reactor and its connections share.
@@ -130,7 +130,7 @@ fn serve(
     }
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), mio::Token(usize::MAX - 1))?;
-    let notifier = Arc::new(Notifier::new(waker));
+    let notifier = Arc::new(Notifier::new(waker, lead::wait_io));
     let shared = Shared {
         ready: Vec::with_capacity(64),
         notifier: notifier.clone(),

@@ -3,6 +3,11 @@
 //! the waker (an eventfd in the poll) is only poked when a leader is blocked in the poll
 //! right now, and once per poll, so a thread that will lead next itself, or a burst of
 //! notes, costs no wake-up at all.
+//!
+//! It is also how a Python thread waits for its request's state to change: the worker
+//! gives it the waiting strategy (`lead::wait_io`: lead the reactor meanwhile if nobody
+//! does), so the request state it serves (`Exchange`) needs nothing of the leader/follower
+//! machinery.
 
 use std::sync::Mutex;
 
@@ -23,20 +28,31 @@ struct Queue {
     woken: bool,
 }
 
+/// Waits, detached from the interpreter, until the condition holds (or spuriously
+/// earlier: callers check again).
+pub type WaitIo = fn(&dyn Fn() -> bool);
+
 pub struct Notifier {
     waker: Waker,
     queue: Mutex<Queue>,
+    wait_io: WaitIo,
 }
 
 impl Notifier {
-    pub fn new(waker: Waker) -> Notifier {
+    pub fn new(waker: Waker, wait_io: WaitIo) -> Notifier {
         Notifier {
             waker,
+            wait_io,
             queue: Mutex::new(Queue {
                 notes: Vec::with_capacity(64),
                 ..Queue::default()
             }),
         }
+    }
+
+    /// Waits until `ready()`, as the worker waits (see the module doc).
+    pub fn wait_io(&self, ready: &dyn Fn() -> bool) {
+        (self.wait_io)(ready)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {

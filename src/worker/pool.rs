@@ -5,17 +5,8 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::exchange::Exchange;
 use super::lead::{self, Core};
-use crate::environ::Local;
 use crate::python::App;
-
-/// One request, ready to run.
-pub struct Job {
-    /// The request, its params and framing included.
-    pub exchange: Arc<Exchange>,
-    pub local: Arc<Local>,
-}
 
 /// Starts `n` Python threads serving `core`.
 pub fn start(n: usize, core: &Arc<Core>, app: Arc<App>) -> std::io::Result<Vec<JoinHandle<()>>> {
