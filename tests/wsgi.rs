@@ -389,6 +389,36 @@ fn upload_of_20_mib_is_streamed_to_the_app() {
 }
 
 #[test]
+fn a_response_streamed_while_the_body_arrives_does_not_stop_the_body() {
+    // The app sends 8 MiB before it reads the body; the front end reads the first record
+    // of it and then nothing until it has sent the whole body. The response fills every
+    // output buffer, and the body must still flow, into the input buffer that can hold it.
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--input-buffer", "16M"])
+        .start();
+    let (first, body) = (8 << 20, noise(8 << 20, 7));
+    let mut c = Client::connect_small(fa(&d), 64 << 10);
+    let wire = Request::post(&format!("/echo-stream?first={first}"), &body).encode(1, false);
+    let (head, rest) = wire.split_at(wire.len() - body.len() + 65536);
+    c.send(head);
+    let r1 = c.read_record();
+    assert_eq!(r1.rtype, STDOUT);
+    std::thread::sleep(Duration::from_millis(300)); // the output buffers fill
+    c.send(rest);
+    let mut raw = r1.content.clone();
+    raw.extend(c.read_response(1).stdout);
+    let r = CgiResponse::parse(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), first + body.len());
+    assert!(
+        r.body[..first].iter().all(|&b| b == 0),
+        "the first part differs"
+    );
+    assert!(r.body[first..] == body, "the echoed body differs");
+}
+
+#[test]
 fn wsgi_errors_lines_reach_the_log_with_their_request() {
     let d = start();
     let r = get(&d, &Request::get("/errors?tag=Tq7"));

@@ -49,9 +49,9 @@ pub struct Conn {
     pub wpos: usize,
     /// Reads paused because a request's body buffer is full.
     pub read_paused: bool,
-    /// Reads paused because the write buffer holds `output_buffer` bytes or more that the
-    /// front end has not taken: whatever reading produces (management replies, refusals,
-    /// error responses) waits until it does, so one connection's output stays bounded.
+    /// Reads paused because reading made the write buffer hold `output_buffer` bytes or
+    /// more that the front end has not taken (management replies, refusals, error
+    /// responses): they wait until it does, so one connection's output stays bounded.
     pub write_full: bool,
     pub peer_eof: bool,
     /// Close once the write buffer is flushed and no request is left.
@@ -139,11 +139,7 @@ impl Conn {
             if self.read_paused || self.peer_eof {
                 return Verdict::Keep;
             }
-            // What one read can make the codec answer is at most twice its size (an 8-byte
-            // unknown-type record gets a 16-byte reply), so the write buffer never holds
-            // more than `output_buffer` plus that.
-            if self.pending_write() >= sh.output_buffer {
-                self.write_full = true;
+            if self.write_full {
                 return Verdict::Keep;
             }
             match self.stream.read(buf) {
@@ -227,6 +223,7 @@ impl Conn {
 
     /// Feeds received bytes to the codec and acts on its events.
     fn feed(&mut self, sh: &mut Shared, data: &[u8]) -> Verdict {
+        let owed = self.wbuf.len();
         match &mut self.codec {
             Codec::Fastcgi(c) => {
                 if let Err(e) = c.receive(data) {
@@ -267,6 +264,15 @@ impl Conn {
                     self.close_after_flush = true;
                 }
             }
+        }
+        // Reading made the connection owe more (management replies, refusals) and it owes
+        // `output_buffer` already: read no more until the front end takes it. One read
+        // answers at most twice its size (an 8-byte unknown-type record gets a 16-byte
+        // reply), so this bounds the write buffer. Body bytes owe nothing and go on
+        // arriving (bounded by the input buffer), so a front end that sends a whole body
+        // before it reads is never stopped by the response the app streams meanwhile.
+        if self.wbuf.len() > owed && self.pending_write() >= sh.output_buffer {
+            self.write_full = true;
         }
         self.after_progress(sh)
     }

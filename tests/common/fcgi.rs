@@ -224,6 +224,26 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: &str) -> Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Client::over(stream)
+    }
+
+    /// Connects with a receive buffer of `bytes` (the kernel grows none while nothing is
+    /// read), so that what the server sends backs up into its own buffers quickly.
+    pub fn connect_small(addr: &str, bytes: usize) -> Client {
+        let addr: std::net::SocketAddr = addr.parse().expect("a host:port address");
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        s.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        s.connect(&addr.into())
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Client::over(s.into())
+    }
+
+    fn over(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
             .expect("set read timeout");
