@@ -24,7 +24,9 @@
 //!    later line is the more specific one.
 //! 3. SCRIPT_NAME/PATH_INFO come only from the configured mount point and the front end's
 //!    own path params (see [`build`]); no `HTTP_*` param is ever read for them, so a client
-//!    cannot move the application's root with a request header.
+//!    cannot move the application's root with a request header. The decoded request path
+//!    they are cut from must have no "." or ".." segment and no NUL, else 400 (see
+//!    [`check_path`]).
 //! 4. Required variables (PEP 3333): REQUEST_METHOD must be non-empty (else 400);
 //!    SERVER_NAME/SERVER_PORT must be non-empty (fallbacks: Host header, then the listening
 //!    address); SERVER_PROTOCOL, which RFC 3875 §4.1.16 says MUST be set, defaults to
@@ -33,6 +35,15 @@
 //! 5. CONTENT_LENGTH/CONTENT_TYPE: PEP 3333 allows them to be absent or empty; empty ones
 //!    are left out (nginx FastCGI sends CONTENT_LENGTH '' on a GET). A CONTENT_LENGTH that
 //!    is not decimal is a bad request, since it frames `wsgi.input`.
+//! 6. A NUL byte in any param name or value is a bad request (400), checked before
+//!    anything else, so no NUL ever reaches the environ. RFC 9110 §5.5 calls a NUL in a
+//!    field value "invalid and dangerous" (the recipient "MUST either reject the message or
+//!    replace" it), a request target cannot hold one (RFC 3986 has no such character), and
+//!    CGI names are tokens. C code reading the environ (C extensions, `os` and file calls)
+//!    would end the string at the NUL and see another value than the app did. The request
+//!    is refused rather than the param dropped: it comes from a broken front end or from a
+//!    client that reached the socket itself, and a silently dropped param changes what the
+//!    request means without a trace.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -189,10 +200,14 @@ impl<'a> Cgi<'a> {
 ///     with a '/' that the raw REQUEST_URI path lacks (P = REQUEST_URI path + "/"), that
 ///     slash is dropped.
 /// - Else (neither sent, DOCUMENT_URI absent or empty), P = the path of REQUEST_URI,
-///   percent-decoded, `//` merged and dot segments resolved, as front ends do for the
-///   params above (finding 3).
+///   percent-decoded and `//` merged, as front ends do for the params above (finding 3).
 /// - An empty P becomes "/" only when the REQUEST_URI path is "/"; otherwise it stays
 ///   empty, which PEP 3333 allows (SCRIPT_NAME "" and PATH_INFO "" for M = "").
+///
+/// P, whichever params it came from, must pass [`check_path`] (else
+/// [`Reject::BadRequest`]): the check is on the decoded path, so `%2e%2e` in REQUEST_URI
+/// is a ".." segment here, while in params that are already decoded it is six ordinary
+/// characters.
 ///
 /// Then: M = "" → SCRIPT_NAME "", PATH_INFO P; P = M → SCRIPT_NAME M, PATH_INFO "";
 /// P starts with M + "/" → SCRIPT_NAME M, PATH_INFO the rest (starting with "/");
@@ -209,6 +224,9 @@ pub fn build_with<'a>(
     local: &Local,
     spare: Vec<Var<'static>>,
 ) -> Result<Environ<'a>, Reject> {
+    if let Some(why) = find_nul(params) {
+        return Err(Reject::BadRequest(why));
+    }
     let cgi = Cgi::read(params);
 
     // PEP 3333: REQUEST_METHOD "cannot ever be an empty string, and so is always required".
@@ -230,7 +248,9 @@ pub fn build_with<'a>(
             .is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
     let url_scheme = if https { "https" } else { "http" };
 
-    let (script_name, path_info) = split_at_mount(request_path(&cgi), mount, cgi.script_name)?;
+    let path = request_path(&cgi);
+    check_path(&path).map_err(Reject::BadRequest)?;
+    let (script_name, path_info) = split_at_mount(path, mount, cgi.script_name)?;
 
     // PEP 3333: SERVER_NAME and SERVER_PORT "are required strings and must never be empty".
     let (host, host_port) = cgi.http_host.map(split_host).unwrap_or((&b""[..], None));
@@ -498,7 +518,7 @@ fn request_path<'a>(cgi: &Cgi<'a>) -> Cow<'a, [u8]> {
     let uri_path = cgi.request_uri.map_or(&b""[..], uri_path);
     let mut path: Cow<'a, [u8]> = match (cgi.document_uri, cgi.script_name, cgi.path_info) {
         (Some(doc), _, _) if !doc.is_empty() => Cow::Borrowed(doc),
-        (_, None, None) => normalise(&percent_decode(uri_path)).into(),
+        (_, None, None) => merge_slashes(&percent_decode(uri_path)).into(),
         (_, sn, pi) => {
             let sn = sn.unwrap_or(b"");
             let pi = pi.unwrap_or(b"");
@@ -643,36 +663,73 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Merges `//` and resolves "." and ".." segments (RFC 3986 §5.2.4; ".." never climbs
-/// above the root), keeping a trailing slash. A path that does not start with '/' (such
-/// as the "*" of `OPTIONS *`) is returned unchanged.
-fn normalise(path: &[u8]) -> Vec<u8> {
+/// Merges each run of '/' into one, as front ends do for the decoded paths they send. A path
+/// that does not start with '/' (such as the "*" of `OPTIONS *`) is returned unchanged.
+fn merge_slashes(path: &[u8]) -> Vec<u8> {
     if !path.starts_with(b"/") {
         return path.to_vec();
     }
     let mut out: Vec<u8> = Vec::with_capacity(path.len());
-    let segments: Vec<&[u8]> = path[1..].split(|&b| b == b'/').collect();
-    let last = segments.len() - 1;
-    for (k, seg) in segments.iter().enumerate() {
-        match *seg {
-            b"" | b"." => {}
-            b".." => {
-                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                out.truncate(cut);
-            }
-            seg => {
-                out.push(b'/');
-                out.extend_from_slice(seg);
-            }
+    for &b in path {
+        if b != b'/' || out.last() != Some(&b'/') {
+            out.push(b);
         }
-        if k == last && matches!(*seg, b"" | b"." | b"..") {
-            out.push(b'/');
-        }
-    }
-    if out.is_empty() {
-        out.push(b'/');
     }
     out
+}
+
+/// Refuses a decoded request path P with a NUL or with a "." or ".." segment (RFC 3986
+/// §3.3), wherever in P it is (a trailing "/.." included); the text is the reason.
+///
+/// Front ends resolve dot segments before they send a decoded path (finding 3), so one
+/// still there comes from a front end that does not, or from a client that reached the
+/// socket. Passing it on would hand the app a PATH_INFO such as `/../etc/passwd` that climbs
+/// out of its root when joined to a directory; resolving it here could serve a path that
+/// the front end's own rules (a `location`, an access rule on `/app/private/`) never
+/// matched. Neither is safe, so the request is refused.
+///
+/// Empty segments (`//`) are allowed: they cannot climb out of anything, and some front
+/// ends pass them on (nginx with `merge_slashes off`). Segments that merely contain
+/// dots ("...", ".well-known", "a..b") are ordinary names.
+fn check_path(path: &[u8]) -> Result<(), &'static str> {
+    if path.contains(&0) {
+        return Err("NUL in the request path");
+    }
+    if path.contains(&b'.')
+        && path
+            .split(|&b| b == b'/')
+            .any(|segment| segment == b"." || segment == b"..")
+    {
+        return Err("dot segment in the request path");
+    }
+    Ok(())
+}
+
+/// Why a request whose params hold a NUL byte is refused (module doc, rule 6), or None.
+/// One pass over all the bytes at once; the name/value distinction is only for the log.
+fn find_nul(params: &Params) -> Option<&'static str> {
+    if !has_nul(params.data()) {
+        return None;
+    }
+    let in_name = params.iter().any(|(name, _)| name.contains(&0));
+    Some(if in_name {
+        "NUL in a param name"
+    } else {
+        "NUL in a param value"
+    })
+}
+
+/// Whether `bytes` holds a 0. By blocks whose minimum is taken without branching, which the
+/// compiler turns into vector instructions: a few times faster than a byte search on the
+/// ~2 KiB of a usual request's params.
+fn has_nul(bytes: &[u8]) -> bool {
+    let mut blocks = bytes.chunks_exact(128);
+    for block in &mut blocks {
+        if block.iter().fold(u8::MAX, |m, &b| m.min(b)) == 0 {
+            return true;
+        }
+    }
+    blocks.remainder().contains(&0)
 }
 
 #[cfg(test)]

@@ -786,7 +786,7 @@ fn from_request_uri(uri: &[u8], mount: &str) -> Result<(String, String), Reject>
 }
 
 #[test]
-fn request_uri_fallback_is_decoded_and_normalised() {
+fn request_uri_fallback_is_decoded_and_slashes_merged() {
     let ok = |sn: &str, pi: &str| Ok((sn.to_owned(), pi.to_owned()));
     assert_eq!(from_request_uri(b"/", ""), ok("", "/"));
     assert_eq!(from_request_uri(b"/app/x?y=1", "/app"), ok("/app", "/x"));
@@ -800,18 +800,11 @@ fn request_uri_fallback_is_decoded_and_normalised() {
         from_request_uri(b"/app//x//y/", "/app"),
         ok("/app", "/x/y/")
     );
-    assert_eq!(from_request_uri(b"/app/./x/../y", "/app"), ok("/app", "/y"));
-    assert_eq!(from_request_uri(b"/app/x/..", "/app"), ok("/app", "/"));
-    assert_eq!(from_request_uri(b"/app/x/.", "/app"), ok("/app", "/x/"));
+    // Dot segments are refused, not resolved (see `dot_segments_are_refused_from_every_source`).
     assert_eq!(
-        from_request_uri(b"/app/../../etc/passwd", "/app"),
-        Err(Reject::NotFound)
+        from_request_uri(b"/app/./x/../y", "/app"),
+        Err(Reject::BadRequest("dot segment in the request path"))
     );
-    assert_eq!(
-        from_request_uri(b"/app/%2e%2e/secret", "/app"),
-        Err(Reject::NotFound)
-    );
-    assert_eq!(from_request_uri(b"/../app/x", "/app"), ok("/app", "/x"));
     assert_eq!(from_request_uri(b"/app/100%", "/app"), ok("/app", "/100%"));
     assert_eq!(
         from_request_uri(b"/app/%zz%4", "/app"),
@@ -826,6 +819,165 @@ fn request_uri_fallback_is_decoded_and_normalised() {
     assert_eq!(from_request_uri(b"/appx", "/app"), Err(Reject::NotFound));
     assert_eq!(from_request_uri(b"", ""), ok("", ""));
     assert_eq!(from_request_uri(b"", "/app"), Err(Reject::NotFound));
+}
+
+const DOT: Result<(), Reject> = Err(Reject::BadRequest("dot segment in the request path"));
+const NUL_PATH: Result<(), Reject> = Err(Reject::BadRequest("NUL in the request path"));
+
+/// `build` with `pairs` after a REQUEST_METHOD, reduced to accepted or why not.
+fn verdict(pairs: &[Pair<'_>], mount: &str) -> Result<(), Reject> {
+    let mut all: Vec<Pair<'_>> = vec![(b"REQUEST_METHOD", b"GET")];
+    all.extend_from_slice(pairs);
+    build(&params_of(&all), mount, &local()).map(|_| ())
+}
+
+#[test]
+fn dot_segments_are_refused_from_every_source() {
+    let bad: [&[u8]; 12] = [
+        b"/app/../etc/passwd",
+        b"/app/..",
+        b"/app/.",
+        b"/app/./x",
+        b"/app/x/../y",
+        b"/app/x/..",
+        b"/app/x/.",
+        b"/app/x/../",
+        b"/app//../x",
+        b"/../app/x",
+        b"/..",
+        b"..",
+    ];
+    for path in bad {
+        let show = text(path);
+        for mount in ["", "/app"] {
+            // nginx's DOCUMENT_URI.
+            assert_eq!(verdict(&[(b"DOCUMENT_URI", path)], mount), DOT, "{show}");
+            // Apache/lighttpd: SCRIPT_NAME + PATH_INFO, cut anywhere.
+            for cut in 0..=path.len() {
+                let (sn, pi) = path.split_at(cut);
+                let pairs = [(&b"SCRIPT_NAME"[..], sn), (b"PATH_INFO", pi)];
+                assert_eq!(verdict(&pairs, mount), DOT, "{} ‖ {}", text(sn), text(pi));
+            }
+            // REQUEST_URI alone, raw and with every dot percent-encoded.
+            assert_eq!(verdict(&[(b"REQUEST_URI", path)], mount), DOT, "{show}");
+            let encoded: Vec<u8> = path
+                .iter()
+                .flat_map(|&b| if b == b'.' { b"%2e".to_vec() } else { vec![b] })
+                .collect();
+            let query = [&encoded[..], b"?q=1"].concat();
+            assert_eq!(
+                verdict(&[(b"REQUEST_URI", &query)], mount),
+                DOT,
+                "{}",
+                text(&query)
+            );
+        }
+    }
+    // The defect's cases: SCRIPT_NAME `/app/..` + PATH_INFO `/x`, an encoded slash in the
+    // REQUEST_URI, Apache's repaired split with an encoded PATH_INFO.
+    let cases: [&[Pair<'_>]; 4] = [
+        &[(b"SCRIPT_NAME", b"/app/.."), (b"PATH_INFO", b"/x")],
+        &[(b"REQUEST_URI", b"/app/x%2F..%2F..%2Fetc")],
+        &[(b"REQUEST_URI", b"/app/%2E%2E/x")],
+        &[
+            (b"SCRIPT_NAME", b"/app/../x"),
+            (b"PATH_INFO", b"/%2e%2e/x"),
+            (b"REQUEST_URI", b"/app/%2e%2e/x"),
+        ],
+    ];
+    for pairs in cases {
+        assert_eq!(verdict(pairs, "/app"), DOT, "{pairs:?}");
+    }
+    // A refused path is refused before the mount point is looked at: not a 404.
+    assert_eq!(verdict(&[(b"DOCUMENT_URI", b"/other/../app")], "/app"), DOT);
+    // With a clean DOCUMENT_URI the raw REQUEST_URI (passed on as sent) is not the path.
+    let env_ok = verdict(
+        &[
+            (b"DOCUMENT_URI", b"/app/y"),
+            (b"REQUEST_URI", b"/app/./x/../y"),
+        ],
+        "/app",
+    );
+    assert_eq!(env_ok, Ok(()));
+}
+
+#[test]
+fn empty_segments_and_dotted_names_are_ordinary_paths() {
+    let split = |pairs: &[Pair<'_>]| {
+        let mut all: Vec<Pair<'_>> = vec![(b"REQUEST_METHOD", b"GET")];
+        all.extend_from_slice(pairs);
+        let params = params_of(&all);
+        let env = build(&params, "/app", &local()).unwrap();
+        (
+            var(&env, "SCRIPT_NAME").map(text),
+            var(&env, "PATH_INFO").map(text),
+        )
+    };
+    let some = |sn: &str, pi: &str| (Some(sn.to_owned()), Some(pi.to_owned()));
+    for path in [
+        &b"/app/.../x"[..],
+        b"/app/.well-known/x",
+        b"/app/a..b/c.",
+        b"/app/x/..y",
+        b"/app/x/.y.",
+        b"/app/%2e%2e/x",
+    ] {
+        let pi = text(&path[4..]);
+        assert_eq!(split(&[(b"DOCUMENT_URI", path)]), some("/app", &pi));
+    }
+    // `//` in a decoded path is passed on as sent; decoded from REQUEST_URI it is merged.
+    assert_eq!(
+        split(&[(b"DOCUMENT_URI", b"/app//x//")]),
+        some("/app", "//x//")
+    );
+    assert_eq!(
+        split(&[(b"SCRIPT_NAME", b"/app/"), (b"PATH_INFO", b"/x")]),
+        some("/app", "//x")
+    );
+    assert_eq!(
+        split(&[(b"REQUEST_URI", b"/app//x%2F%2Fy//")]),
+        some("/app", "/x/y/")
+    );
+}
+
+#[test]
+fn nul_bytes_never_reach_the_environ() {
+    let name = Err(Reject::BadRequest("NUL in a param name"));
+    let value = Err(Reject::BadRequest("NUL in a param value"));
+    // In the request path, whichever param it is in.
+    assert_eq!(verdict(&[(b"DOCUMENT_URI", b"/app/x\0y")], "/app"), value);
+    assert_eq!(
+        verdict(
+            &[(b"SCRIPT_NAME", b"/app"), (b"PATH_INFO", b"/x\0")],
+            "/app"
+        ),
+        value
+    );
+    // Decoded by wsgid from REQUEST_URI.
+    assert_eq!(
+        verdict(&[(b"REQUEST_URI", b"/app/x%00.py")], "/app"),
+        NUL_PATH
+    );
+    assert_eq!(verdict(&[(b"REQUEST_URI", b"/app/x%00")], ""), NUL_PATH);
+    // In any other value, and in names, also of params that would be dropped anyway.
+    assert_eq!(verdict(&[(b"HTTP_X_A", b"a\0b")], ""), value);
+    assert_eq!(verdict(&[(b"QUERY_STRING", b"\0")], ""), value);
+    assert_eq!(verdict(&[(b"HTTP_PROXY", b"\0")], ""), value);
+    assert_eq!(verdict(&[(b"HTTP_X\0A", b"v")], ""), name);
+    assert_eq!(verdict(&[(b"\0", b"")], ""), name);
+    assert_eq!(verdict(&[(b"HTTP_X\0A", b"v\0")], ""), name);
+    assert_eq!(verdict(&[(b"REQUEST_METHOD\0", b"GET")], ""), name);
+    // Past the first block of the scan and in its remainder; a %00 in the query stays
+    // encoded (QUERY_STRING is raw), so it is no NUL.
+    let long = vec![b'a'; 1000];
+    for at in [0, 127, 128, 129, 255, 256, 999] {
+        let mut v = long.clone();
+        v[at] = 0;
+        let pairs = [(&b"HTTP_X_LONG"[..], &long[..]), (b"HTTP_X_B", &v[..])];
+        assert_eq!(verdict(&pairs, ""), value, "at {at}");
+    }
+    assert_eq!(verdict(&[(b"HTTP_X_LONG", &long[..])], ""), Ok(()));
+    assert_eq!(verdict(&[(b"QUERY_STRING", b"a=%00")], ""), Ok(()));
 }
 
 #[test]

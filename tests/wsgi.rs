@@ -228,6 +228,92 @@ fn mount_splits_script_name_and_path_info() {
     assert_validator_quiet(&d.log());
 }
 
+#[test]
+fn unsafe_request_paths_are_400_logged_and_never_reach_the_app() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .scgi()
+        .args(&["--mount", "/app"])
+        .start();
+    let dir = scratch("unsafe-paths");
+    let seen = |name: &str| dir.join(name);
+    // The params of a request for `uri` marked with `?seen=`, the front end's path params
+    // then replaced by `edit`.
+    let marked = |name: &str, path: &str, edit: &dyn Fn(Request) -> Request| {
+        edit(Request::get(&format!(
+            "{path}?seen={}",
+            seen(name).display()
+        )))
+    };
+    let no_path_params = |r: Request| r.remove("DOCUMENT_URI");
+    let dot = "dot segment in the request path";
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(Request) -> Request);
+    let cases: [Case<'_>; 6] = [
+        // nginx-style DOCUMENT_URI, as a front end that does not normalise would send it.
+        ("doc", "/app/../etc/passwd", dot, &|r| r),
+        // Apache/lighttpd-style SCRIPT_NAME + PATH_INFO.
+        ("split", "/app/x", dot, &|r: Request| {
+            no_path_params(r)
+                .set("SCRIPT_NAME", "/app/..")
+                .set("PATH_INFO", "/x")
+        }),
+        // REQUEST_URI alone, decoded by wsgid: `%2e%2e` is "..".
+        ("uri", "/app/%2e%2e/x", dot, &no_path_params),
+        // A trailing "/..".
+        ("trailing", "/app/x/..", dot, &|r| r),
+        // NUL decoded from REQUEST_URI.
+        (
+            "nul-uri",
+            "/app/x%00.py",
+            "NUL in the request path",
+            &no_path_params,
+        ),
+        // NUL sent as such (FastCGI only: SCGI uses NUL as its separator).
+        (
+            "nul-name",
+            "/app/x",
+            "NUL in a param name",
+            &|r: Request| r.add_bytes(b"HTTP_X\0A", b"v"),
+        ),
+    ];
+    for (name, path, why, edit) in cases {
+        let fcgi_name = format!("{name}-fcgi");
+        let r = get(&d, &marked(&fcgi_name, path, edit));
+        assert_eq!(
+            (r.status_line.as_str(), r.text().as_str()),
+            ("400 Bad Request", why),
+            "fastcgi {name}"
+        );
+        // The app writes the marker before it answers, and wsgid answered without it.
+        assert!(!seen(&fcgi_name).exists(), "fastcgi {name} reached the app");
+        if name != "nul-name" {
+            let scgi_name = format!("{name}-scgi");
+            let r = scgi::request(sa(&d), &marked(&scgi_name, path, edit));
+            assert_eq!(r.status_line, "400 Bad Request", "scgi {name}");
+            assert!(!seen(&scgi_name).exists(), "scgi {name} reached the app");
+        }
+    }
+    d.wait_log(&format!("bad request: {dot}"), 20);
+    d.wait_log("bad request: NUL in the request path", 20);
+    d.wait_log("bad request: NUL in a param name", 20);
+    // The same requests with clean paths do reach the app (the marker works), and so do
+    // empty segments and names that only contain dots.
+    for (name, path, path_info) in [
+        ("ok", "/app/x", "/x"),
+        ("ok-slashes", "/app//x//", "//x//"),
+        (
+            "ok-dots",
+            "/app/.../.well-known/a..b",
+            "/.../.well-known/a..b",
+        ),
+    ] {
+        let r = get(&d, &marked(name, path, &|r| r));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(wait_for_file(&seen(name), 20), path_info, "{name}");
+    }
+    assert_validator_quiet(&d.log());
+}
+
 const TEXT_BODY: &[u8] = b"line one\nline two is longer\n\nlast line without newline";
 
 fn lines(b: &[u8]) -> Vec<String> {

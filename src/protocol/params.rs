@@ -58,6 +58,12 @@ impl Params {
         self.data.len()
     }
 
+    /// Every name and value byte, back to back in arrival order (no separators), for checks
+    /// that look at all of them at once.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// The `i`-th pair in arrival order.
     pub fn pair(&self, i: usize) -> Option<(&[u8], &[u8])> {
         let &(s, m, e) = self.index.get(i)?;
