@@ -504,33 +504,103 @@ fn a_response_streamed_while_the_body_arrives_does_not_stop_the_body() {
     assert!(r.body[first..] == body, "the echoed body differs");
 }
 
+/// The log's lines from the one holding the start of the wsgi.errors record that ends
+/// with `named` (its request) to that end, asserting the request is named once: one record.
+fn errors_record<'l>(log: &'l str, named: &str, first_line: &str) -> Vec<&'l str> {
+    assert_eq!(
+        log.matches(named).count(),
+        1,
+        "{named:?} should end exactly one record:\n{log}"
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    let last = lines
+        .iter()
+        .position(|l| l.ends_with(&format!(" request={named}")))
+        .unwrap_or_else(|| panic!("no line ends with the request {named:?}:\n{log}"));
+    let head = format!(" wsgi.errors: {first_line}");
+    let first = lines[..=last]
+        .iter()
+        .rposition(|l| l.ends_with(&head) || l.contains(&format!("{head} request=")))
+        .unwrap_or_else(|| panic!("no record starts with {head:?}:\n{log}"));
+    let record = lines[first..=last].to_vec();
+    // No other record inside: the lines after the first carry no log prefix.
+    for l in &record[1..] {
+        assert!(
+            !l.contains(" WARN "),
+            "another record inside {named:?}: {l}\n{log}"
+        );
+    }
+    record
+}
+
 #[test]
-fn wsgi_errors_lines_reach_the_log_with_their_request() {
+fn wsgi_errors_give_one_log_record_per_flush_with_their_request() {
     let d = start();
     let r = get(&d, &Request::get("/errors?tag=Tq7"));
     assert_eq!(r.body, b"logged");
     let s = scgi::request(sa(&d), &Request::get("/errors?tag=Sc9"));
     assert_eq!(s.body, b"logged");
-    // The request named as "METHOD REQUEST_URI (protocol)".
+    // The request named as "METHOD REQUEST_URI (protocol)", once at the end of each record.
     for (tag, named) in [
         ("Tq7", "GET /errors?tag=Tq7 (fcgi 1)"),
         ("Sc9", "GET /errors?tag=Sc9 (scgi)"),
     ] {
         let log = d.wait_log(&format!("errors-probe-3 {tag}"), 20);
-        for n in 1..=3 {
-            let needle = format!("errors-probe-{n} {tag}");
-            let line = log
-                .lines()
-                .find(|l| l.contains(&needle))
-                .unwrap_or_else(|| panic!("{needle} not logged:\n{log}"));
-            assert!(
-                line.contains(named),
-                "the line does not name its request as {named:?}: {line}"
-            );
-        }
+        assert_eq!(log.matches(named).count(), 2, "two flushes:\n{log}");
+        let lines: Vec<&str> = log.lines().collect();
+        let one = format!(" wsgi.errors: errors-probe-1 {tag} request={named}");
+        assert!(
+            lines.iter().any(|l| l.ends_with(&one)),
+            "the first flush is not a record of its own:\n{log}"
+        );
+        // The second flush: a write and a writelines, one record of two lines.
+        let two = &log[log.find(&format!("errors-probe-2 {tag}")).unwrap_or(0)..];
+        let two: Vec<&str> = two.lines().take(2).collect();
+        assert_eq!(
+            two,
+            [
+                format!("errors-probe-2 {tag}"),
+                format!("errors-probe-3 {tag} request={named}"),
+            ],
+            "{log}"
+        );
     }
     // Not on the wire.
     assert!(!String::from_utf8_lossy(&r.head).contains("errors-probe"));
+}
+
+#[test]
+fn a_traceback_written_to_wsgi_errors_is_one_log_record() {
+    let d = start();
+    for (how, tag, proto) in [
+        ("print_exc", "Pe1", "fcgi 1"),
+        ("logging", "Lg2", "fcgi 1"),
+        ("print_exc", "Ps3", "scgi"),
+    ] {
+        let uri = format!("/traceback?how={how}&tag={tag}");
+        let body = match proto {
+            "scgi" => scgi::request(sa(&d), &Request::get(&uri)).body,
+            _ => get(&d, &Request::get(&uri)).body,
+        };
+        assert_eq!(body, b"logged", "{how} {proto}");
+        let named = format!("GET {uri} ({proto})");
+        let end = format!("ValueError: traceback-probe {tag} request={named}");
+        let log = d.wait_log(&end, 20);
+        let first = match how {
+            "logging" => format!("logged-probe {tag}"),
+            _ => "Traceback (most recent call last):".to_owned(),
+        };
+        let record = errors_record(&log, &named, &first);
+        let text = record[1..].join("\n");
+        if how == "logging" {
+            assert!(
+                text.starts_with("Traceback (most recent call last):\n"),
+                "{text}"
+            );
+        }
+        assert!(text.contains(", in traceback_app\n"), "{text}");
+        assert!(text.ends_with(&end), "{text}");
+    }
 }
 
 #[test]
