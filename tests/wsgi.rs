@@ -296,6 +296,15 @@ fn unsafe_request_paths_are_400_logged_and_never_reach_the_app() {
     d.wait_log(&format!("bad request: {dot}"), 20);
     d.wait_log("bad request: NUL in the request path", 20);
     d.wait_log("bad request: NUL in a param name", 20);
+    // The refusal names its request, with control characters escaped: a newline in the
+    // request line cannot start a forged log line.
+    let forged = Request::get("/app/../x").set("REQUEST_URI", "/app/../x\nFORGED wsgid line");
+    assert_eq!(get(&d, &forged).status, 400);
+    let log = d.wait_log("GET /app/../x\\nFORGED wsgid line (fcgi 1)", 20);
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a request line forged a log line:\n{log}"
+    );
     // The same requests with clean paths do reach the app (the marker works), and so do
     // empty segments and names that only contain dots.
     for (name, path, path_info) in [
@@ -576,6 +585,8 @@ fn a_traceback_written_to_wsgi_errors_is_one_log_record() {
         ("print_exc", "Pe1", "fcgi 1"),
         ("logging", "Lg2", "fcgi 1"),
         ("print_exc", "Ps3", "scgi"),
+        // The app keeps the stream: what it never flushed is logged as the request ends.
+        ("print_exc&keep=1", "Kp4", "fcgi 1"),
     ] {
         let uri = format!("/traceback?how={how}&tag={tag}");
         let body = match proto {

@@ -55,8 +55,15 @@ impl App {
                     crate::environ::Reject::NotFound => ("404 Not Found", "Not Found\n"),
                     crate::environ::Reject::BadRequest(why) => ("400 Bad Request", why),
                 };
-                if let crate::environ::Reject::BadRequest(why) = reject {
-                    tracing::warn!("bad request: {why}");
+                match reject {
+                    crate::environ::Reject::BadRequest(why) => {
+                        tracing::warn!(request = %exchange.ident(), "bad request: {why}");
+                    }
+                    crate::environ::Reject::NotFound => tracing::debug!(
+                        request = %exchange.ident(),
+                        mount = %self.mount,
+                        "not found: the request path is outside the mount point"
+                    ),
                 }
                 exchange.answer(status, text);
                 return;
@@ -72,7 +79,14 @@ impl App {
                 }
             };
             match environ_dict(py, self, &env, exchange.clone()) {
-                Ok(environ) => self.respond(py, environ.into_any(), &responder),
+                Ok((environ, errors)) => {
+                    self.respond(py, environ.into_any(), &responder);
+                    // What the app wrote to wsgi.errors and never flushed is logged now,
+                    // not whenever the stream happens to be released.
+                    if let Ok(mut errors) = errors.try_borrow_mut() {
+                        errors.flush();
+                    }
+                }
                 Err(e) => {
                     tracing::error!("cannot build the environ: {}", format_exception(py, &e));
                     exchange.answer("500 Internal Server Error", "Internal Server Error\n");

@@ -91,12 +91,13 @@ impl Names {
     }
 }
 
+/// The request's environ dict, and its `wsgi.errors` stream (to flush when the request ends).
 pub fn environ_dict<'py>(
     py: Python<'py>,
     app: &App,
     env: &Environ<'_>,
     ex: Arc<Exchange>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, Errors>)> {
     let d = app.template.bind(py).copy()?;
     // Nothing below runs Python code (str keys and values), so the borrow is never re-entered.
     NAMES.with(|names| -> PyResult<()> {
@@ -113,10 +114,11 @@ pub fn environ_dict<'py>(
         &k.http
     };
     d.set_item(k.url_scheme.bind(py), scheme.bind(py))?;
-    d.set_item(k.errors.bind(py), Bound::new(py, Errors::new(ex.clone()))?)?;
+    let errors = Bound::new(py, Errors::new(ex.clone()))?;
+    d.set_item(k.errors.bind(py), &errors)?;
     d.set_item(
         k.input.bind(py),
         Bound::new(py, Input::new(ex, env.content_length))?,
     )?;
-    Ok(d)
+    Ok((d, errors))
 }

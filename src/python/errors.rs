@@ -7,8 +7,8 @@
 //! either into one log record per line, each tagged again. So written text is kept until
 //! flush() and logged as one record; PEP 3333 lets a server buffer this stream ("portable
 //! applications ... must call flush() if they need to ensure that output has in fact been
-//! written"). What is still pending when the stream is released (with the environ, normally
-//! as the request ends) is logged then. The buffer is bounded: past [`MAX_RECORD`] bytes the
+//! written"). What is still pending when the request ends is logged then (and, for text
+//! written after that through a stream the app kept, when the stream is released). The buffer is bounded: past [`MAX_RECORD`] bytes the
 //! complete lines it holds are logged as one record (the whole buffer when it holds a
 //! single line that long), so a stream that is never flushed cannot grow a worker.
 
@@ -58,7 +58,8 @@ impl Errors {
         Ok(())
     }
 
-    fn flush(&mut self) {
+    /// Logs what was written since the last record (also called as the request ends).
+    pub fn flush(&mut self) {
         let ex = &self.ex;
         self.pending.flush(|record| emit(ex, record));
     }

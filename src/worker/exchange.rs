@@ -379,6 +379,23 @@ impl Exchange {
     }
 }
 
+/// Text with its control characters escaped (`\n`, `\u{1b}`), for log lines.
+struct Escaped<'a>(std::borrow::Cow<'a, str>);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The request an [`Exchange`] serves, as log lines name it: the method, REQUEST_URI (else
 /// PATH_INFO) and the protocol with the FastCGI request id.
 pub struct Ident<'a>(&'a Exchange);
@@ -386,8 +403,10 @@ pub struct Ident<'a>(&'a Exchange);
 impl std::fmt::Display for Ident<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = &self.0.params;
-        fn text(v: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
-            String::from_utf8_lossy(v.unwrap_or(b""))
+        /// The value as text, control characters escaped: a newline in a request line
+        /// must not start a forged log line.
+        fn text(v: Option<&[u8]>) -> Escaped<'_> {
+            Escaped(String::from_utf8_lossy(v.unwrap_or(b"")))
         }
         let uri = match p.get(b"REQUEST_URI") {
             Some(u) if !u.is_empty() => Some(u),
