@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use common::frontend::{
@@ -32,6 +33,8 @@ struct Stack {
     daemon: Daemon,
     /// The mount point as a URL prefix: "" for the root, "/app" when mounted there.
     prefix: String,
+    /// Held by the Django stacks: tells the shared database whether this test failed.
+    _db: Option<DjangoDb>,
 }
 
 impl Drop for Stack {
@@ -115,6 +118,7 @@ fn stack_with(
         nginx,
         daemon,
         prefix,
+        _db: None,
     }
 }
 
@@ -141,13 +145,46 @@ fn assert_contains(r: &Response, needle: &str) {
 
 const DJANGO_ADMIN_PASSWORD: &str = "wsgid-admin-pw-42";
 
-/// The fixture site's database: migrated, with a superuser `admin`, once per test run.
-/// Shared by the Django tests (SQLite serialises their few writes).
-fn django_db() -> &'static Path {
-    static DB: OnceLock<PathBuf> = OnceLock::new();
-    DB.get_or_init(|| {
-        // Kept: every Django test of this run shares it.
+/// The fixture site's database file: migrated, with a superuser `admin`, once per test
+/// run, in a scratch directory of its own.
+static DJANGO_DB: OnceLock<PathBuf> = OnceLock::new();
+/// Whether a test that used [`DJANGO_DB`] failed.
+static DJANGO_DB_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// A test's use of the shared Django database: when dropped while the test panics, the
+/// database's directory is kept at exit for a look, as a failing test's scratch directory
+/// is.
+struct DjangoDb(&'static Path);
+
+impl Drop for DjangoDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            DJANGO_DB_FAILED.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Run at the test binary's exit: removes the database's directory unless a test that used
+/// it failed. Every Django test of the run shares it, so no one test's end can.
+extern "C" fn remove_django_db() {
+    if DJANGO_DB_FAILED.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Some(dir) = DJANGO_DB.get().and_then(|db| db.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// The fixture site's database, for one test (SQLite serialises the Django tests' few
+/// writes).
+fn django_db() -> DjangoDb {
+    let db = DJANGO_DB.get_or_init(|| {
+        // Not removed on drop: the Django tests running after this one use it too.
         let db = scratch("django-db").keep().join("site.sqlite3");
+        // SAFETY: atexit only records the pointer of a function that takes no arguments,
+        // touches only statics and cannot unwind (remove_django_db ignores every error).
+        let registered = unsafe { libc::atexit(remove_django_db) };
+        assert_eq!(registered, 0, "atexit failed");
         let python = test_venv().join("bin/python");
         let site = fixtures().join("django_site");
         let run = |args: &[&str]| {
@@ -178,7 +215,8 @@ fn django_db() -> &'static Path {
         // Tells djsite/wsgi.py the tables exist.
         std::fs::write(db.with_extension("sqlite3.migrated"), b"").expect("write marker");
         db
-    })
+    });
+    DjangoDb(db)
 }
 
 /// The fixture site behind nginx. Loaded by file path: the module spec Django documents
@@ -188,14 +226,17 @@ fn django(pass: Pass, mount: &str) -> Stack {
 }
 
 fn django_spec(spec: &str, pass: Pass, mount: &str) -> Stack {
-    let db = format!("DJANGO_SITE_DB={}", django_db().display());
-    stack(
+    let db = django_db();
+    let env = format!("DJANGO_SITE_DB={}", db.0.display());
+    let mut s = stack(
         spec,
         &fixtures().join("django_site"),
-        &["--env", &db],
+        &["--env", &env],
         pass,
         mount,
-    )
+    );
+    s._db = Some(db);
+    s
 }
 
 /// Home page and the ~5 KB template page: content, and links made by reverse()/{% url %}.
@@ -447,6 +488,66 @@ fn django_scgi_app() {
 fn django_module_spec() {
     let s = django_spec("djsite.wsgi:application", Pass::FastCgi, "/app");
     django_pages(&s);
+}
+
+/// Runs `django_module_spec` alone in a child test process whose temporary directory is
+/// `tmp`, with `envs` added: its output, and the names of the Django database directories
+/// it left in `tmp`.
+fn django_test_in_child(tmp: &Path, envs: &[(&str, &Path)]) -> (std::process::Output, Vec<String>) {
+    let exe = std::env::current_exe().expect("this test binary's path");
+    let out = Command::new(exe)
+        .args(["--exact", "django_module_spec"])
+        .env("TMPDIR", tmp)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run the test binary");
+    let left = std::fs::read_dir(tmp)
+        .expect("read the child's temporary directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("wsgid-test-django-db-"))
+        .collect();
+    (out, left)
+}
+
+/// The shared database's directory goes when the test binary exits after its Django tests
+/// passed, like every passing test's scratch directory.
+#[test]
+fn django_db_removed_when_the_tests_pass() {
+    let tmp = scratch("django-db-pass");
+    let (out, left) = django_test_in_child(&tmp, &[]);
+    assert!(
+        out.status.success(),
+        "the child test failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(left, Vec::<String>::new(), "left in {}", tmp.display());
+}
+
+/// ... and stays, migrated, for a look when one of them failed (here: nginx cannot start).
+#[test]
+fn django_db_kept_when_a_test_fails() {
+    let tmp = scratch("django-db-fail");
+    let no_nginx = tmp.join("no-nginx");
+    let (out, left) = django_test_in_child(&tmp, &[("NGINX", &no_nginx)]);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the child test passed:\n{output}");
+    assert!(
+        output.contains("cannot run"),
+        "not nginx's failure:\n{output}"
+    );
+    assert_eq!(
+        left.len(),
+        1,
+        "database directories left: {left:?}\n{output}"
+    );
+    let db = tmp.join(&left[0]).join("site.sqlite3.migrated");
+    assert!(db.exists(), "{} is missing", db.display());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -738,6 +839,7 @@ fn server_name_configured_passes_through() {
         nginx,
         daemon: d,
         prefix: String::new(),
+        _db: None,
     };
     let r = s.client().get("/environ");
     r.expect_status(200);
