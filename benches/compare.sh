@@ -14,7 +14,8 @@
 # WARMUP (seconds, 1), SERVERS (default "wsgid uwsgi flup gunicorn granian"), IDLE_CONNS
 # (10000), IDLE_LAYOUT (2x1), LARGE_MIB (size of the one-request upload and download,
 # 1024; 16 with --smoke), NGINX (/usr/sbin/nginx), WRK (wrk), CARGO (cargo),
-# PYTHON (the interpreter the venv is made from, /usr/bin/python3).
+# PYTHON (the interpreter the venv is made from, /usr/bin/python3), BUILD (release;
+# "test" runs the debug build `cargo test` makes: see benches/build.sh).
 # Needs: a Rust toolchain, Debian's python3 with python3-dev and python3-venv (uWSGI
 # compiles against it), gcc, nginx-light and wrk:
 #   apt-get install nginx-light wrk python3-dev python3-venv gcc
@@ -27,7 +28,7 @@ cd "$ROOT"
 
 case "${1:-}" in
     -h | --help)
-        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
@@ -57,26 +58,8 @@ fi
 # ---------------------------------------------------------------- wsgid, fcgi_load, floor
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsgid-compare-bin.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-say "building (release)"
-"$CARGO" build --release --bin wsgid --lib >&2
-"$CARGO" bench --no-run --bench fcgi_load --bench floor --message-format=json >"$WORK/build.json"
-# Copies, so that a rebuild during the run cannot swap a binary under it.
-cp target/release/wsgid target/release/libwsgid.so "$WORK/"
-"$VENV/bin/python" - "$WORK/build.json" "$WORK" <<'EOF'
-import json, os, shutil, sys
-want = {"fcgi_load", "floor"}
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    name = msg.get("target", {}).get("name")
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and name in want:
-        shutil.copy(msg["executable"], os.path.join(sys.argv[2], name))
-        want.discard(name)
-if want:
-    sys.exit(f"no executable for {sorted(want)} in cargo's output")
-EOF
+say "building (${BUILD:-release})"
+benches/build.sh "$WORK" fcgi_load floor
 
 # 10,000 idle connections need more descriptors than the usual 1024 (client and servers).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -20,13 +20,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-cargo build --release --quiet
-cargo bench --no-run --bench fcgi_load --quiet 2>/dev/null || cargo bench --no-run --bench fcgi_load
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cp target/release/wsgid target/release/libwsgid.so "$work/"
-load=$(ls -t target/release/deps/fcgi_load-* | grep -v '\.d$' | head -1)
-cp "$load" "$work/fcgi_load"
+# wsgid, libwsgid.so and fcgi_load, built by one command (see there).
+BUILD=release benches/build.sh "$work" fcgi_load
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HZ=$(getconf CLK_TCK)
 

@@ -14,7 +14,9 @@
 #   --out FILE  write the report to FILE instead
 # Environment: DURATION (seconds per measured run, default 10), CONNECTIONS (fcgi_load
 # connections, default 32 like wrk's -c32), LAYOUTS (default "1x1 2x1 1x8": processes x
-# threads), NGINX (default /usr/sbin/nginx), WRK (default wrk), CARGO (default cargo).
+# threads), NGINX (default /usr/sbin/nginx), WRK (default wrk), CARGO (default cargo),
+# BUILD (default release; "test" runs the debug build `cargo test` makes: see
+# benches/build.sh).
 # Needs: a Rust toolchain, python3 (the workers' interpreter; also parses JSON here), Debian's
 # nginx (nginx-light) and wrk: apt-get install nginx-light wrk python3-dev.
 set -euo pipefail
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
@@ -157,30 +159,9 @@ int() {
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
 # ---------------------------------------------------------------- build
-say "building (release)"
-"$CARGO" build --release --bin wsgid --lib >&2
-"$CARGO" bench --no-run --bench fcgi_load --bench overhead --message-format=json \
-    >"$WORK/build.json"
-mkdir -p "$WORK/bin"
+say "building (${BUILD:-release})"
 # Copies, so that a rebuild during the run cannot swap a binary under it.
-cp target/release/wsgid target/release/libwsgid.so "$WORK/bin/"
-python3 - "$WORK/build.json" "$WORK/bin" <<'EOF'
-import json, shutil, sys
-found = set()
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
-        name = msg["target"]["name"]
-        if name in ("fcgi_load", "overhead"):
-            shutil.copy(msg["executable"], f"{sys.argv[2]}/{name}")
-            found.add(name)
-missing = {"fcgi_load", "overhead"} - found
-if missing:
-    sys.exit(f"no executable for {missing} in cargo's output")
-EOF
+benches/build.sh "$WORK/bin" fcgi_load overhead
 WSGID=$WORK/bin/wsgid
 LOAD=$WORK/bin/fcgi_load
 APP=$ROOT/fixtures/hello.py
@@ -356,7 +337,8 @@ done
 # (c) criterion: the pure-Rust per-request path.
 say "criterion: benches/overhead.rs"
 if [ "$SMOKE" = 1 ]; then
-    CRIT_ARGS=(--bench --warm-up-time 0.2 --measurement-time 0.5)
+    # Fewer samples and resamples: the analysis, not the measuring, is what takes long.
+    CRIT_ARGS=(--bench --warm-up-time 0.2 --measurement-time 0.5 --sample-size 10 --nresamples 1000)
 else
     CRIT_ARGS=(--bench)
 fi
@@ -403,6 +385,10 @@ COMPARISON=$(sed -n '/^## Comparison with peer servers$/,$p' "$OUT" 2>/dev/null 
     if [ "$SMOKE" = 1 ]; then
         echo
         echo "**Smoke run** (1-second runs): it only checks that everything works; the figures mean nothing."
+    fi
+    if [ "${BUILD:-release}" = test ]; then
+        echo
+        echo "**Debug build** (\`BUILD=test\`, the build of \`cargo test\`): the figures mean nothing."
     fi
     if awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l >= 0.5) }'; then
         echo
