@@ -1046,7 +1046,27 @@ class Bench:
                 groups.setdefault((wl.app, layout, wl.unix), []).append(wl)
         return groups
 
+    def check_servers(self):
+        """Starts every server once with hello at 1 x 1 behind nginx, before any run: one
+        that does not answer (a peer whose install is broken, say) is reported and left out
+        of the run, rather than failing every workload it is in."""
+        log("checking that every server starts")
+        for server in list(self.servers):
+            proc, ngx, _, _ = self.start_behind_nginx(server, self.apps["hello"], "1x1",
+                                                      f"{server}-check")
+            try:
+                err = wait_ready(proc, ngx, "/", timeout=60)
+            finally:
+                ngx.stop()
+                proc.stop()
+            if err:
+                self.fail(f"{server} does not start, left out of this run: {err}")
+                self.servers.remove(server)
+            else:
+                log(f"   {server}: answers")
+
     def run(self):
+        self.check_servers()
         groups = self.plan()
         for rep in range(1, self.reps + 1):
             log(f"repetition {rep}/{self.reps}")

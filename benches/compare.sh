@@ -20,7 +20,9 @@
 # compiles against it), gcc, nginx-light and wrk:
 #   apt-get install nginx-light wrk python3-dev python3-venv gcc
 # The peers are pip-installed, pinned by benches/requirements-peers.txt, into
-# benches/.venv-peers, made once and remade when that file changes.
+# benches/.venv-peers, made once and remade when that file or the interpreter changes.
+# Each peer is first started once with the hello application: one that does not answer
+# is reported and left out of the run (which then exits non-zero).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +30,7 @@ cd "$ROOT"
 
 case "${1:-}" in
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
@@ -45,14 +47,21 @@ for tool in "$CARGO" "$PYTHON" "${NGINX:-/usr/sbin/nginx}" "${WRK:-wrk}"; do
 done
 
 # ---------------------------------------------------------------- the peers' venv
-STAMP=$VENV/.requirements.sha256
-WANT=$(sha256sum "$REQS" | cut -d' ' -f1)
+# Remade when the pins or the interpreter change. --no-cache-dir: uWSGI links the libpython
+# of the interpreter that builds it, and pip would reuse a wheel it cached from a build by
+# another Python of the same version (a uWSGI that cannot load the application here).
+STAMP=$VENV/.requirements
+WANT="$(sha256sum "$REQS" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print(sys.executable, sys.version)')"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     say "creating $VENV (uWSGI compiles from source: about a minute)"
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS" >&2
-    echo "$WANT" >"$STAMP"
+    if ! "$VENV/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check \
+        --no-input -r "$REQS" >&2; then
+        rm -rf "$VENV"
+        die "could not install the peers of $REQS (pip's output above)"
+    fi
+    printf '%s\n' "$WANT" >"$STAMP"
 fi
 
 # ---------------------------------------------------------------- wsgid, fcgi_load, floor
