@@ -402,7 +402,7 @@ fn abort_before_params_complete_ends_request() {
 fn get_values_reports_configured_limits() {
     let d = Daemon::builder(APP)
         .fastcgi()
-        .args(&["--max-connections", "77", "--max-requests", "33"])
+        .args(&["--max-connections", "77", "--max-in-flight", "33"])
         .start();
     let mut c = Client::connect(addr(&d));
     let mut ask = Vec::new();

@@ -106,10 +106,37 @@ fn help_names_every_limit_option() {
         "--read-timeout",
         "--idle-timeout",
         "--max-connections",
-        "--max-requests",
+        "--max-in-flight",
     ] {
         assert!(out.contains(opt), "--help lacks {opt}:\n{out}");
     }
+}
+
+/// `--max-requests` reads as gunicorn's and uWSGI's "recycle a worker after N requests":
+/// the old spelling of `--max-in-flight` is refused, on the command line and in the file,
+/// with a message naming the new one (`--check` exits 1 for it, plain wsgid 2).
+#[test]
+fn max_requests_is_refused_naming_max_in_flight() {
+    let (st, out) = Daemon::builder(APP)
+        .args(&["--check", "--max-requests", "100"])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("--max-requests: "), "{out}");
+    assert!(out.contains("--max-in-flight"), "{out}");
+    let dir = common::scratch("max-requests");
+    let conf = dir.join("wsgid.toml");
+    std::fs::write(&conf, "max_requests = 100\n").unwrap();
+    let (st, out) = Daemon::builder(APP)
+        .args(&[
+            "--fastcgi",
+            "127.0.0.1:0",
+            "--config",
+            conf.to_str().unwrap(),
+        ])
+        .run();
+    assert_eq!(st.code(), Some(2), "{out}");
+    assert!(out.contains("max_requests in "), "{out}");
+    assert!(out.contains("max_in_flight"), "{out}");
 }
 
 #[test]
@@ -419,8 +446,8 @@ fn refused_scgi_request_is_answered_once() {
 }
 
 #[test]
-fn max_requests_refuses_with_503_past_the_limit() {
-    let d = start(&["--threads", "1", "--max-requests", "1"]);
+fn max_in_flight_refuses_with_503_past_the_limit() {
+    let d = start(&["--threads", "1", "--max-in-flight", "1"]);
     let mut busy = Client::connect(fa(&d));
     busy.send(&Request::get("/stream?n=30&delay=0.05").encode(1, false));
     let first = busy.read_record();
@@ -429,7 +456,7 @@ fn max_requests_refuses_with_503_past_the_limit() {
     let r = fcgi::request(fa(&d), &Request::get("/close"));
     assert_eq!(r.end, Some((0, REQUEST_COMPLETE)));
     assert_eq!(r.cgi().status, 503);
-    d.wait_log("max_requests", 20);
+    d.wait_log("max_in_flight", 20);
     assert_clean(busy.read_response(1));
     still_serves(&d);
 }

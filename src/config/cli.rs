@@ -126,9 +126,15 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Requests one worker process accepts at once, running or queued [default: 1000]
+    /// Requests one worker process holds at once, running or waiting for a thread
+    /// [default: 1000]
     #[arg(long, value_name = "N")]
-    pub max_requests: Option<usize>,
+    pub max_in_flight: Option<usize>,
+
+    /// Not an option: refused with a message naming --max-in-flight (elsewhere,
+    /// max-requests means recycling a worker after N requests)
+    #[arg(long, value_name = "N", hide = true)]
+    pub max_requests: Option<String>,
 
     /// Response bytes buffered per request before the application is paused [default: 256K]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]

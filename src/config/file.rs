@@ -35,7 +35,9 @@ pub struct FileConfig {
     pub graceful_timeout: Option<Millis>,
     pub interrupt_timeout: Option<Millis>,
     pub max_connections: Option<usize>,
-    pub max_requests: Option<usize>,
+    pub max_in_flight: Option<usize>,
+    /// Refused with a message naming `max_in_flight` (see `resolve`).
+    pub max_requests: Option<toml::Value>,
     pub output_buffer: Option<Size>,
     pub input_buffer: Option<Size>,
     pub log_level: Option<String>,
@@ -84,7 +86,7 @@ mod tests {
             graceful_timeout = "1m"
             interrupt_timeout = "500ms"
             max_connections = 100
-            max_requests = 50
+            max_in_flight = 50
             output_buffer = "64K"
             input_buffer = "2M"
             log_level = "debug"
@@ -165,7 +167,7 @@ mod tests {
             c.graceful_timeout.is_some(),
             c.interrupt_timeout.is_some(),
             c.max_connections.is_some(),
-            c.max_requests.is_some(),
+            c.max_in_flight.is_some(),
             c.output_buffer.is_some(),
             c.input_buffer.is_some(),
             c.log_level.is_some(),

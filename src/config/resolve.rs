@@ -38,7 +38,7 @@ pub const MAX_THREADS: usize = 1024;
 /// Permissions of the Unix sockets wsgid creates: owner and group may connect, others not.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-pub const DEFAULT_MAX_REQUESTS: usize = 1000;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
 pub const DEFAULT_OUTPUT_BUFFER: usize = 256 * 1024;
 pub const DEFAULT_INPUT_BUFFER: usize = 1024 * 1024;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
@@ -108,6 +108,25 @@ pub fn merge(
             .and_then(Path::parent)
             .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf),
     };
+
+    // gunicorn's and uWSGI's max-requests recycle a worker after N requests: a user who
+    // sets it here means that, not a limit on requests at once.
+    if let Some(old) = m.pick(
+        "max_requests",
+        cli.max_requests.clone().map(drop),
+        f.max_requests.clone().map(drop),
+    ) {
+        let new = if old.from_cli {
+            "--max-in-flight"
+        } else {
+            "max_in_flight"
+        };
+        return Err(old.err(format!(
+            "there is no such setting: the number of requests one worker holds at once is \
+             {new}; recycling a worker after N requests (what max-requests means in gunicorn \
+             and uWSGI) is not supported yet"
+        )));
+    }
 
     let app = m
         .pick("app", cli.app.clone(), f.app.clone())
@@ -248,9 +267,9 @@ pub fn merge(
         DEFAULT_MAX_CONNECTIONS,
         usize::MAX,
     )?;
-    let max_requests = count(
-        m.pick("max_requests", cli.max_requests, f.max_requests),
-        DEFAULT_MAX_REQUESTS,
+    let max_in_flight = count(
+        m.pick("max_in_flight", cli.max_in_flight, f.max_in_flight),
+        DEFAULT_MAX_IN_FLIGHT,
         usize::MAX,
     )?;
     let output_buffer = size(
@@ -285,7 +304,7 @@ pub fn merge(
         limits,
         timeouts,
         max_connections,
-        max_requests,
+        max_in_flight,
         output_buffer,
         input_buffer,
         log_level,

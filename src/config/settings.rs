@@ -63,8 +63,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Connections one worker holds open at once (reported as FCGI_MAX_CONNS).
     pub max_connections: usize,
-    /// Requests one worker accepts at once, running or queued (FCGI_MAX_REQS).
-    pub max_requests: usize,
+    /// Requests one worker holds at once, running or waiting for a thread (FCGI_MAX_REQS).
+    pub max_in_flight: usize,
     /// Bytes of response output buffered per request before the app is paused.
     pub output_buffer: usize,
     /// Bytes of request body buffered per request before reading from the front end pauses.

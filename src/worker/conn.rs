@@ -382,8 +382,8 @@ impl Conn {
     ) {
         let refuse = if sh.stopping {
             Some("server shutting down")
-        } else if sh.requests >= sh.max_requests {
-            Some("server busy: max_requests reached")
+        } else if sh.requests >= sh.max_in_flight {
+            Some("server busy: max_in_flight reached")
         } else {
             None
         };
@@ -406,7 +406,7 @@ impl Conn {
             exchange: ex.clone(),
             local: self.local.clone(),
         };
-        // `max_requests` above bounds this queue.
+        // `max_in_flight` above bounds this queue.
         sh.ready.push(job);
         sh.requests += 1;
         self.reqs.push(Req { id, ex, keep_conn });

@@ -152,7 +152,7 @@ impl EventLoop {
             limits: settings.limits.into(),
             caps: Capabilities {
                 max_conns: settings.max_connections,
-                max_reqs: settings.max_requests,
+                max_reqs: settings.max_in_flight,
                 mpxs_conns: true,
             },
             idle: Duration::from_millis(t.idle_ms),

@@ -40,7 +40,7 @@ pub struct Shared {
     pub notifier: Arc<Notifier>,
     /// Requests handed to Python threads and not finished.
     pub requests: usize,
-    pub max_requests: usize,
+    pub max_in_flight: usize,
     pub input_buffer: usize,
     pub output_buffer: usize,
     pub stopping: bool,
@@ -135,7 +135,7 @@ fn serve(
         ready: Vec::with_capacity(64),
         notifier: notifier.clone(),
         requests: 0,
-        max_requests: s.max_requests,
+        max_in_flight: s.max_in_flight,
         input_buffer: s.input_buffer,
         output_buffer: s.output_buffer,
         stopping: false,

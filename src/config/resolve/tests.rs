@@ -58,7 +58,7 @@ fn defaults() {
     assert_eq!(s.limits, LimitsConfig::default());
     assert_eq!(s.timeouts, Timeouts::default());
     assert_eq!(s.max_connections, 10_000);
-    assert_eq!(s.max_requests, 1000);
+    assert_eq!(s.max_in_flight, 1000);
     assert_eq!(s.output_buffer, 256 * 1024);
     assert_eq!(s.input_buffer, 1024 * 1024);
     assert_eq!(s.log_level, "info");
@@ -278,11 +278,30 @@ fn counts_at_and_past_their_bounds() {
         err(with_file(&[], "app = \"a:b\"\nthreads = 0")),
         "threads in /etc/wsgid/site.toml: must be between 1 and 1024 (got 0)"
     );
-    for opt in ["--max-params", "--max-connections", "--max-requests"] {
+    for opt in ["--max-params", "--max-connections", "--max-in-flight"] {
         assert!(run(&["a:b", opt, "1"]).is_ok(), "{opt} 1");
         let e = err(run(&["a:b", opt, "0"]));
         assert_eq!(e, format!("{opt}: must be at least 1 (got 0)"));
     }
+}
+
+/// Elsewhere (gunicorn, uWSGI) max-requests recycles a worker after N requests: the old
+/// spelling of max_in_flight is refused, naming the new one, rather than taken to mean that.
+#[test]
+fn max_requests_is_refused_naming_max_in_flight() {
+    let e = err(run(&["a:b", "--max-requests", "5"]));
+    assert!(e.starts_with("--max-requests: "), "{e}");
+    assert!(e.contains("--max-in-flight"), "{e}");
+    let e = err(with_file(&[], "app = \"a:b\"\nmax_requests = 5"));
+    assert!(
+        e.starts_with("max_requests in /etc/wsgid/site.toml: "),
+        "{e}"
+    );
+    assert!(e.contains("max_in_flight"), "{e}");
+    let s = run(&["a:b", "--max-in-flight", "5"]).unwrap();
+    assert_eq!(s.max_in_flight, 5);
+    let s = with_file(&[], "app = \"a:b\"\nmax_in_flight = 7").unwrap();
+    assert_eq!(s.max_in_flight, 7);
 }
 
 #[test]
