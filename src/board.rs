@@ -25,6 +25,10 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 /// gone).
 pub const VACANT: u32 = u32::MAX;
 
+/// The most connections a slot can count (one below `VACANT`); the configuration caps
+/// `max_connections` at this.
+pub const MAX_COUNT: usize = (VACANT - 1) as usize;
+
 /// One `u32` connection count per worker slot, in shared memory.
 pub struct Board {
     base: NonNull<AtomicU32>,
@@ -96,7 +100,7 @@ impl Board {
     /// Records that worker `i` holds `n` connections and accepts more.
     pub fn set(&self, i: usize, n: usize) {
         if let Some(s) = self.slot(i) {
-            let n = u32::try_from(n).unwrap_or(VACANT - 1).min(VACANT - 1);
+            let n = u32::try_from(n.min(MAX_COUNT)).unwrap_or(VACANT - 1);
             s.store(n, Ordering::Relaxed);
         }
     }

@@ -18,7 +18,7 @@ const AFTER_HELP: &str = "\
 ADDR is host:port, [v6]:port, unix:/path or fd:N (an inherited listening socket).
 With no --fastcgi or --scgi, wsgid serves FastCGI on a listening socket passed as fd 0
 (mod_fcgid, lighttpd bin-path, cgi-fcgi -start) or on systemd's LISTEN_FDS.
-Sizes take K, M, G suffixes (powers of 1024); durations are seconds (0.5, 250ms, 2m).
+Sizes take K, M, G, T, P, E suffixes (powers of 1024); durations are seconds (0.5, 250ms, 2m).
 
 Signals: SIGTERM finishes in-flight requests then exits; SIGINT does the same with a
 shorter timeout. Exit status: 0 clean, 1 failure, 2 usage or configuration error.

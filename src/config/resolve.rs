@@ -21,9 +21,10 @@ use super::cli::Cli;
 use super::file::FileConfig;
 use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Settings, Timeouts};
 use super::values::{
-    check_env_name, check_env_value, format_listen_addr, normalize_mount, parse_listen_addr,
-    BodyLimit, OneOrMany,
+    check_env_name, check_env_value, format_listen_addr, format_size, normalize_mount,
+    parse_listen_addr, BodyLimit, OneOrMany,
 };
+use crate::protocol::Params;
 
 /// Worker processes when none is configured.
 pub const DEFAULT_PROCESSES: usize = 1;
@@ -44,6 +45,20 @@ pub const DEFAULT_INPUT_BUFFER: usize = 1024 * 1024;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Longest Unix socket path, in bytes (`sun_path` holds 108 bytes with the final NUL).
 pub const MAX_UNIX_PATH: usize = 107;
+
+// The largest value of each limit that the code serving it can represent, checked here so
+// that no limit can be set past what its counters and offsets hold.
+/// A request's names and values are kept in one `Params`, with `u32` offsets.
+pub const MAX_PARAMS_BYTES: usize = Params::MAX_BYTES;
+/// Pairs are numbered with `u32`.
+pub const MAX_PARAMS: usize = Params::MAX_COUNT;
+/// The SCGI header is one buffer parsed into one `Params`.
+pub const MAX_SCGI_HEADER: usize = Params::MAX_BYTES;
+/// A worker posts its connection count on the board in a `u32` slot.
+pub const MAX_CONNECTIONS: usize = crate::board::MAX_COUNT;
+/// Buffered bytes are counted against the lengths of `Vec`s, which hold at most
+/// `isize::MAX` bytes.
+pub const MAX_BUFFER: usize = isize::MAX as usize;
 
 /// What resolution needs from the process: where relative command-line paths are anchored,
 /// and the `RUST_LOG` fallback for the log filter.
@@ -188,11 +203,12 @@ pub fn merge(
                 f.max_params_bytes.map(|s| s.0),
             ),
             defaults.max_params_bytes,
+            MAX_PARAMS_BYTES,
         )?,
-        max_params: count(
+        max_params: count_within(
             m.pick("max_params", cli.max_params, f.max_params),
             defaults.max_params,
-            usize::MAX,
+            MAX_PARAMS,
         )?,
         max_scgi_header: size(
             m.pick(
@@ -201,6 +217,7 @@ pub fn merge(
                 f.max_scgi_header.map(|s| s.0),
             ),
             defaults.max_scgi_header,
+            MAX_SCGI_HEADER,
         )?,
         max_body: match m.pick("max_body", cli.max_body, f.max_body) {
             None => defaults.max_body,
@@ -262,12 +279,13 @@ pub fn merge(
         )?,
     };
 
-    let max_connections = count(
+    let max_connections = count_within(
         m.pick("max_connections", cli.max_connections, f.max_connections),
         DEFAULT_MAX_CONNECTIONS,
-        usize::MAX,
+        MAX_CONNECTIONS,
     )?;
-    let max_in_flight = count(
+    // A counter of requests held, compared with this: any usize is representable.
+    let max_in_flight = count_within(
         m.pick("max_in_flight", cli.max_in_flight, f.max_in_flight),
         DEFAULT_MAX_IN_FLIGHT,
         usize::MAX,
@@ -279,6 +297,7 @@ pub fn merge(
             f.output_buffer.map(|s| s.0),
         ),
         DEFAULT_OUTPUT_BUFFER,
+        MAX_BUFFER,
     )?;
     let input_buffer = size(
         m.pick(
@@ -287,6 +306,7 @@ pub fn merge(
             f.input_buffer.map(|s| s.0),
         ),
         DEFAULT_INPUT_BUFFER,
+        MAX_BUFFER,
     )?;
     let log_level = m.log_level(cli, f, ctx)?;
 
@@ -479,27 +499,48 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// A count between 1 and `max`.
+/// A count between 1 and `max`, a bound wsgid sets.
 fn count(p: Option<Picked<usize>>, default: usize, max: usize) -> Result<usize, ConfigError> {
     let Some(p) = p else { return Ok(default) };
     if p.value < 1 || p.value > max {
-        let range = if max == usize::MAX {
-            "must be at least 1".to_string()
-        } else {
-            format!("must be between 1 and {max}")
-        };
-        return Err(p.err(format!("{range} (got {})", p.value)));
+        return Err(p.err(format!("must be between 1 and {max} (got {})", p.value)));
     }
     Ok(p.value)
 }
 
-/// A byte size of at least 1 that fits in memory.
-fn size(p: Option<Picked<u64>>, default: usize) -> Result<usize, ConfigError> {
+/// A count of at least 1 and at most `cap`, the largest the code can represent.
+fn count_within(
+    p: Option<Picked<usize>>,
+    default: usize,
+    cap: usize,
+) -> Result<usize, ConfigError> {
+    let Some(p) = p else { return Ok(default) };
+    if p.value < 1 {
+        return Err(p.err(format!("must be at least 1 (got {})", p.value)));
+    }
+    if p.value > cap {
+        return Err(p.err(format!(
+            "{} is above the largest this build can hold, {cap}",
+            p.value
+        )));
+    }
+    Ok(p.value)
+}
+
+/// A byte size of at least 1 and at most `cap`, the largest the code can represent.
+fn size(p: Option<Picked<u64>>, default: usize, cap: usize) -> Result<usize, ConfigError> {
     let Some(p) = p else { return Ok(default) };
     if p.value < 1 {
         return Err(p.err("must be at least 1 byte".into()));
     }
-    usize::try_from(p.value).map_err(|_| p.err(format!("{} bytes is too large", p.value)))
+    match usize::try_from(p.value) {
+        Ok(n) if n <= cap => Ok(n),
+        _ => Err(p.err(format!(
+            "{} is above the largest this build can hold, {}",
+            format_size(p.value),
+            format_size(cap as u64)
+        ))),
+    }
 }
 
 /// A duration in milliseconds of at least `min`.

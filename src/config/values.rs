@@ -73,28 +73,58 @@ pub fn format_listen_addr(addr: &ListenAddr) -> String {
     }
 }
 
-/// Parses a byte size: a whole number, optionally followed by `K`, `M`, `G` or `T` (powers
-/// of 1024; `KiB`, `MiB`, ... and a plain `B` are accepted too, in any case).
+/// The size suffixes, each with its power of 1024 (as a shift).
+const SIZE_UNITS: [(&str, u32); 6] = [
+    ("K", 10),
+    ("M", 20),
+    ("G", 30),
+    ("T", 40),
+    ("P", 50),
+    ("E", 60),
+];
+
+/// Parses a byte size: a whole number, optionally followed by `K`, `M`, `G`, `T`, `P` or `E`
+/// (powers of 1024; `KiB`, `MiB`, ... and a plain `B` are accepted too, in any case).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let bad =
-        || format!("{s:?} is not a size (expected bytes, optionally with a K, M, G or T suffix)");
+    let bad = || {
+        format!("{s:?} is not a size (expected bytes, optionally with a K, M, G, T, P or E suffix)")
+    };
     if digits.is_empty() {
         return Err(bad());
     }
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        "t" | "tib" => 40,
-        _ => return Err(bad()),
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .filter(|u| !u.is_empty())
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" | "B" => 0,
+        u => match SIZE_UNITS.iter().find(|(name, _)| *name == u) {
+            Some(&(_, shift)) => shift,
+            None => return Err(bad()),
+        },
     };
     let n: u64 = digits.parse().map_err(|_| format!("{s:?} is too large"))?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Writes a byte size the way `parse_size` reads it, in the largest unit that divides it:
+/// `8G`, `300K`, `1000`; one below a whole unit is written `4G-1`.
+pub fn format_size(n: u64) -> String {
+    for &(name, shift) in SIZE_UNITS.iter().rev() {
+        let unit = 1u64 << shift;
+        if n >= unit && n % unit == 0 {
+            return format!("{}{name}", n / unit);
+        }
+        if n >= unit && (n % unit) == unit - 1 {
+            return format!("{}{name}-1", n / unit + 1);
+        }
+    }
+    n.to_string()
 }
 
 /// A body limit: a size, or `unlimited`.
@@ -443,6 +473,9 @@ mod tests {
         assert_eq!(parse_size("2M"), Ok(2 << 20));
         assert_eq!(parse_size("3G"), Ok(3 << 30));
         assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("2P"), Ok(2 << 50));
+        assert_eq!(parse_size("8E"), Ok(8 << 60));
+        assert_eq!(parse_size("1gib"), Ok(1 << 30));
         assert_eq!(parse_size("10B"), Ok(10));
         assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
         for bad in [
@@ -454,12 +487,35 @@ mod tests {
             "1 X",
             "18446744073709551616",
             "16777216T",
+            "16E",
+            "1X",
+            "1iB",
         ] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(parse_body_limit("unlimited"), Ok(BodyLimit(None)));
         assert_eq!(parse_body_limit("10M"), Ok(BodyLimit(Some(10 << 20))));
         assert!(parse_body_limit("lots").is_err());
+    }
+
+    #[test]
+    fn sizes_written_back() {
+        for (n, s) in [
+            (0, "0"),
+            (1000, "1000"),
+            (1024, "1K"),
+            (300 << 10, "300K"),
+            (8 << 30, "8G"),
+            (u64::from(u32::MAX), "4G-1"),
+            (i64::MAX as u64, "8E-1"),
+            (u64::MAX, "16E-1"),
+            (1023, "1023"),
+        ] {
+            assert_eq!(format_size(n), s);
+            if !s.contains('-') {
+                assert_eq!(parse_size(s), Ok(n));
+            }
+        }
     }
 
     #[test]

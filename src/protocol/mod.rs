@@ -68,7 +68,8 @@ impl LimitKind {
 }
 
 /// A non-empty run of ASCII digits (leading zeros allowed) that fits in u64: the form of
-/// CONTENT_LENGTH in SCGI (§3) and in CGI (RFC 3875 §4.1.2).
+/// CONTENT_LENGTH in SCGI (§3) and in CGI (RFC 3875 §4.1.2). A number too large for u64 is
+/// `None`, like any other malformed one: where the value is used as a length.
 pub fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
@@ -80,4 +81,39 @@ pub fn parse_decimal(s: &[u8]) -> Option<u64> {
             None
         }
     })
+}
+
+/// The same syntax as [`parse_decimal`], but a number too large for u64 reads as
+/// `u64::MAX` rather than `None`: where the value is only compared with a limit (a declared
+/// CONTENT_LENGTH against `max_body`), a huge one is over any limit, not malformed.
+pub fn parse_decimal_saturating(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_checked_and_saturating() {
+        for parse in [parse_decimal, parse_decimal_saturating] {
+            assert_eq!(parse(b"0"), Some(0));
+            assert_eq!(parse(b"007"), Some(7));
+            assert_eq!(parse(b"18446744073709551615"), Some(u64::MAX));
+            for bad in [&b""[..], b"-1", b"+1", b"1 ", b" 1", b"1.0", b"0x10"] {
+                assert_eq!(parse(bad), None, "{bad:?}");
+            }
+        }
+        let past = b"18446744073709551616";
+        assert_eq!(parse_decimal(past), None);
+        assert_eq!(parse_decimal_saturating(past), Some(u64::MAX));
+        let far_past = b"99999999999999999999999999999999";
+        assert_eq!(parse_decimal(far_past), None);
+        assert_eq!(parse_decimal_saturating(far_past), Some(u64::MAX));
+    }
 }

@@ -15,6 +15,16 @@ pub struct Params {
 }
 
 impl Params {
+    /// The most bytes of names and values one `Params` holds: offsets are `u32`. The
+    /// configuration caps `max_params_bytes` and `max_scgi_header` at this (`config::resolve`),
+    /// and the codecs stop a request at those limits before pushing past them.
+    pub const MAX_BYTES: usize = u32::MAX as usize;
+
+    /// The most pairs one `Params` holds: pairs are numbered with `u32` (the environ's
+    /// duplicate finder keeps `u32::MAX` for an empty slot, and numbers stop at one below).
+    /// The configuration caps `max_params` at this.
+    pub const MAX_COUNT: usize = u32::MAX as usize;
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -26,9 +36,10 @@ impl Params {
         }
     }
 
-    /// Appends one pair. Callers enforce `Limits` before pushing, so the u32 offsets cannot
-    /// overflow (limits are far below 4 GiB).
+    /// Appends one pair. Callers keep to `Limits` before pushing, whose byte and count limits
+    /// are at most [`Params::MAX_BYTES`] and [`Params::MAX_COUNT`], so the offsets fit.
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        debug_assert!(self.data.len() + name.len() + value.len() <= Params::MAX_BYTES);
         let start = self.data.len() as u32;
         self.data.extend_from_slice(name);
         let mid = self.data.len() as u32;
@@ -38,7 +49,9 @@ impl Params {
 
     /// Appends one pair given as its name and value back to back (as a FastCGI name-value
     /// pair carries them): one copy instead of two. `name_len` must not exceed its length.
+    /// The same bounds as for [`Params::push`] apply.
     pub fn push_joined(&mut self, name_value: &[u8], name_len: usize) {
+        debug_assert!(self.data.len() + name_value.len() <= Params::MAX_BYTES);
         let start = self.data.len() as u32;
         self.data.extend_from_slice(name_value);
         let mid = start + name_len.min(name_value.len()) as u32;

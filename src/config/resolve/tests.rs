@@ -323,6 +323,63 @@ fn sizes_at_and_past_their_bounds() {
     assert!(err(with_file(&[], "app = \"a:b\"\nmax_body = 0")).starts_with("max_body in "));
 }
 
+/// Every limit stops at what the code serving it can represent (offsets and counters of
+/// fixed width), with an error that says so, rather than being taken and overflowing later.
+#[test]
+fn limits_are_capped_at_what_this_build_can_hold() {
+    let four_g = "4294967295";
+    let s = run(&[
+        "a:b",
+        "--max-params-bytes",
+        four_g,
+        "--max-scgi-header",
+        four_g,
+        "--max-params",
+        four_g,
+        "--max-connections",
+        "4294967294",
+        "--output-buffer",
+        "9223372036854775807",
+    ])
+    .unwrap();
+    assert_eq!(s.limits.max_params_bytes, u32::MAX as usize);
+    assert_eq!(s.limits.max_scgi_header, u32::MAX as usize);
+    assert_eq!(s.limits.max_params, u32::MAX as usize);
+    assert_eq!(s.max_connections, u32::MAX as usize - 1);
+    assert_eq!(s.output_buffer, isize::MAX as usize);
+
+    assert_eq!(
+        err(run(&["a:b", "--max-params-bytes", "8G"])),
+        "--max-params-bytes: 8G is above the largest this build can hold, 4G-1"
+    );
+    assert_eq!(
+        err(run(&["a:b", "--max-params-bytes", "4G"])),
+        "--max-params-bytes: 4G is above the largest this build can hold, 4G-1"
+    );
+    assert_eq!(
+        err(with_file(&[], "app = \"a:b\"\nmax_scgi_header = \"1T\"")),
+        "max_scgi_header in /etc/wsgid/site.toml: 1T is above the largest this build can \
+         hold, 4G-1"
+    );
+    assert_eq!(
+        err(run(&["a:b", "--max-params", "4294967296"])),
+        "--max-params: 4294967296 is above the largest this build can hold, 4294967295"
+    );
+    assert_eq!(
+        err(run(&["a:b", "--max-connections", "4294967295"])),
+        "--max-connections: 4294967295 is above the largest this build can hold, 4294967294"
+    );
+    for opt in ["--output-buffer", "--input-buffer"] {
+        assert_eq!(
+            err(run(&["a:b", opt, "8E"])),
+            format!("{opt}: 8E is above the largest this build can hold, 8E-1")
+        );
+    }
+    // A body is counted in u64: every size is representable, and the most is a limit too.
+    let s = run(&["a:b", "--max-body", "18446744073709551615"]).unwrap();
+    assert_eq!(s.limits.max_body, Some(u64::MAX));
+}
+
 #[test]
 fn timeouts_at_and_past_their_bounds() {
     let s = run(&[

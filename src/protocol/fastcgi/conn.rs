@@ -17,7 +17,7 @@ use super::{
     MPXS_CONNS_NAME, NULL_REQUEST_ID, PARAMS, RESPONDER, STDERR, STDIN, STDOUT, UNKNOWN_TYPE,
     VERSION_1,
 };
-use crate::protocol::{LimitKind, Limits, Params};
+use crate::protocol::{parse_decimal_saturating, LimitKind, Limits, Params};
 
 /// What the decoder found, in arrival order.
 #[derive(Debug, PartialEq)]
@@ -605,7 +605,10 @@ impl Connection {
                 req.id
             )));
         }
-        let declared = req.params.get(b"CONTENT_LENGTH").and_then(parse_decimal);
+        let declared = req
+            .params
+            .get(b"CONTENT_LENGTH")
+            .and_then(parse_decimal_saturating);
         if let (Some(max), Some(len)) = (self.limits.max_body, declared) {
             if len > max {
                 self.reject(i, LimitKind::Body);
@@ -635,15 +638,4 @@ impl Connection {
             keep_conn: req.keep_conn,
         });
     }
-}
-
-/// A CGI CONTENT_LENGTH (RFC 3875 §4.1.2: 1*digit). Too large for u64 reads as u64::MAX,
-/// which is over any limit; anything else that is not a number is `None`.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
 }
