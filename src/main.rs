@@ -18,7 +18,10 @@ fn main() -> ExitCode {
     let settings = match Context::from_process().and_then(|ctx| resolve::resolve(&cli, &ctx)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("wsgid: {e}");
+            // One problem per line.
+            for problem in e.to_string().lines() {
+                eprintln!("wsgid: {problem}");
+            }
             return ExitCode::from(config_error);
         }
     };

@@ -96,16 +96,25 @@ impl std::error::Error for ConfigError {}
 pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Settings, ConfigError> {
     match &cli.config {
         Some(path) => {
+            // The file's problems and the merge's are reported together.
             let path = anchor(&ctx.cwd, path);
-            let file = FileConfig::load(&path).map_err(ConfigError)?;
-            merge(cli, Some((&file, &path)), ctx)
+            let (file, mut problems) = FileConfig::load_partial(&path).map_err(ConfigError)?;
+            match merge(cli, Some((&file, &path)), ctx) {
+                Ok(settings) if problems.is_empty() => Ok(settings),
+                Ok(_) => Err(ConfigError(problems.join("\n"))),
+                Err(e) => {
+                    problems.push(e.0);
+                    Err(ConfigError(problems.join("\n")))
+                }
+            }
         }
         None => merge(cli, None, ctx),
     }
 }
 
 /// Merges the command line over a parsed configuration file (with its absolute path) over
-/// the defaults, and validates the result.
+/// the defaults, and validates the result. Every invalid value is reported, one per line,
+/// not only the first.
 pub fn merge(
     cli: &Cli,
     file: Option<(&FileConfig, &Path)>,
@@ -123,6 +132,7 @@ pub fn merge(
             .and_then(Path::parent)
             .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf),
     };
+    let mut problems = Problems::default();
 
     // gunicorn's and uWSGI's max-requests recycle a worker after N requests: a user who
     // sets it here means that, not a limit on requests at once.
@@ -136,47 +146,62 @@ pub fn merge(
         } else {
             "max_in_flight"
         };
-        return Err(old.err(format!(
+        problems.add(old.err(format!(
             "there is no such setting: the number of requests one worker holds at once is \
              {new}; recycling a worker after N requests (what max-requests means in gunicorn \
              and uWSGI) is not supported yet"
         )));
     }
 
-    let app = m
-        .pick("app", cli.app.clone(), f.app.clone())
-        .ok_or_else(|| {
-            ConfigError(
+    let app = match m.pick("app", cli.app.clone(), f.app.clone()) {
+        Some(app) => {
+            problems.take(resolve_app(&app.value, m.base(app.from_cli)).map_err(|e| app.err(e)))
+        }
+        // Refused in the file: that problem is reported already.
+        None if f.rejected.iter().any(|k| k == "app") => None,
+        None => {
+            problems.add(ConfigError(
                 "no application: give APP (module:callable, or a path to a .py or .wsgi file) \
                  or set app in the configuration file"
                     .into(),
-            )
-        })?;
-    let app = resolve_app(&app.value, m.base(app.from_cli)).map_err(|e| app.err(e))?;
+            ));
+            None
+        }
+    };
 
-    let listen = m.listeners(cli, f)?;
+    let listen = m.listeners(cli, f, &mut problems);
 
-    let processes = count(
-        m.pick("processes", cli.processes, f.processes),
-        DEFAULT_PROCESSES,
-        MAX_PROCESSES,
-    )?;
-    let threads = count(
-        m.pick("threads", cli.threads, f.threads),
-        DEFAULT_THREADS,
-        MAX_THREADS,
-    )?;
+    let processes = problems
+        .take(count(
+            m.pick("processes", cli.processes, f.processes),
+            DEFAULT_PROCESSES,
+            MAX_PROCESSES,
+        ))
+        .unwrap_or(DEFAULT_PROCESSES);
+    let threads = problems
+        .take(count(
+            m.pick("threads", cli.threads, f.threads),
+            DEFAULT_THREADS,
+            MAX_THREADS,
+        ))
+        .unwrap_or(DEFAULT_THREADS);
 
     let mount = match m.pick("mount", cli.mount.clone(), f.mount.clone()) {
-        Some(p) => normalize_mount(&p.value).map_err(|e| p.err(e))?,
+        Some(p) => problems
+            .take(normalize_mount(&p.value).map_err(|e| p.err(e)))
+            .unwrap_or_default(),
         None => String::new(),
     };
     let socket_mode = m
         .pick("socket_mode", cli.socket_mode, f.socket_mode.map(|m| m.0))
         .map_or(DEFAULT_SOCKET_MODE, |p| p.value);
 
-    let chdir = m.path(m.pick("chdir", cli.chdir.clone(), f.chdir.clone()))?;
-    let virtualenv = m.path(m.pick("virtualenv", cli.virtualenv.clone(), f.virtualenv.clone()))?;
+    let chdir = problems
+        .take(m.path(m.pick("chdir", cli.chdir.clone(), f.chdir.clone())))
+        .flatten();
+    let virtualenv = problems
+        .take(m.path(m.pick("virtualenv", cli.virtualenv.clone(), f.virtualenv.clone())))
+        .flatten();
     let pythonpath = match m.pick(
         "pythonpath",
         non_empty(cli.pythonpath.clone()),
@@ -185,45 +210,49 @@ pub fn merge(
         Some(p) => p
             .value
             .iter()
-            .map(|dir| {
-                m.path(Some(p.with(dir.clone())))
-                    .map(Option::unwrap_or_default)
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+            .filter_map(|dir| problems.take(m.path(Some(p.with(dir.clone())))).flatten())
+            .collect(),
         None => Vec::new(),
     };
-    let env = m.env(cli, f)?;
+    let env = problems.take(m.env(cli, f)).unwrap_or_default();
 
     let defaults = LimitsConfig::default();
     let limits = LimitsConfig {
-        max_params_bytes: size(
-            m.pick(
-                "max_params_bytes",
-                cli.max_params_bytes,
-                f.max_params_bytes.map(|s| s.0),
-            ),
-            defaults.max_params_bytes,
-            MAX_PARAMS_BYTES,
-        )?,
-        max_params: count_within(
-            m.pick("max_params", cli.max_params, f.max_params),
-            defaults.max_params,
-            MAX_PARAMS,
-        )?,
-        max_scgi_header: size(
-            m.pick(
-                "max_scgi_header",
-                cli.max_scgi_header,
-                f.max_scgi_header.map(|s| s.0),
-            ),
-            defaults.max_scgi_header,
-            MAX_SCGI_HEADER,
-        )?,
+        max_params_bytes: problems
+            .take(size(
+                m.pick(
+                    "max_params_bytes",
+                    cli.max_params_bytes,
+                    f.max_params_bytes.map(|s| s.0),
+                ),
+                defaults.max_params_bytes,
+                MAX_PARAMS_BYTES,
+            ))
+            .unwrap_or(defaults.max_params_bytes),
+        max_params: problems
+            .take(count_within(
+                m.pick("max_params", cli.max_params, f.max_params),
+                defaults.max_params,
+                MAX_PARAMS,
+            ))
+            .unwrap_or(defaults.max_params),
+        max_scgi_header: problems
+            .take(size(
+                m.pick(
+                    "max_scgi_header",
+                    cli.max_scgi_header,
+                    f.max_scgi_header.map(|s| s.0),
+                ),
+                defaults.max_scgi_header,
+                MAX_SCGI_HEADER,
+            ))
+            .unwrap_or(defaults.max_scgi_header),
         max_body: match m.pick("max_body", cli.max_body, f.max_body) {
             None => defaults.max_body,
             Some(p) => match p.value {
                 BodyLimit(Some(0)) => {
-                    return Err(p.err("must be at least 1 byte, or \"unlimited\"".into()))
+                    problems.add(p.err("must be at least 1 byte, or \"unlimited\"".into()));
+                    defaults.max_body
                 }
                 BodyLimit(limit) => limit,
             },
@@ -231,85 +260,99 @@ pub fn merge(
     };
 
     let t = Timeouts::default();
+    let mut timeout = |key: &str,
+                       cli: Option<u64>,
+                       file: Option<super::values::Millis>,
+                       default: u64,
+                       min: u64| {
+        problems
+            .take(millis(m.pick(key, cli, file.map(|d| d.0)), default, min))
+            .unwrap_or(default)
+    };
     let timeouts = Timeouts {
-        idle_ms: millis(
-            m.pick(
-                "idle_timeout",
-                cli.idle_timeout,
-                f.idle_timeout.map(|d| d.0),
-            ),
+        idle_ms: timeout(
+            "idle_timeout",
+            cli.idle_timeout,
+            f.idle_timeout,
             t.idle_ms,
             1,
-        )?,
-        read_ms: millis(
-            m.pick(
-                "read_timeout",
-                cli.read_timeout,
-                f.read_timeout.map(|d| d.0),
-            ),
+        ),
+        read_ms: timeout(
+            "read_timeout",
+            cli.read_timeout,
+            f.read_timeout,
             t.read_ms,
             1,
-        )?,
-        send_ms: millis(
-            m.pick(
-                "send_timeout",
-                cli.send_timeout,
-                f.send_timeout.map(|d| d.0),
-            ),
+        ),
+        send_ms: timeout(
+            "send_timeout",
+            cli.send_timeout,
+            f.send_timeout,
             t.send_ms,
             1,
-        )?,
-        graceful_ms: millis(
-            m.pick(
-                "graceful_timeout",
-                cli.graceful_timeout,
-                f.graceful_timeout.map(|d| d.0),
-            ),
+        ),
+        graceful_ms: timeout(
+            "graceful_timeout",
+            cli.graceful_timeout,
+            f.graceful_timeout,
             t.graceful_ms,
             0,
-        )?,
-        interrupt_ms: millis(
-            m.pick(
-                "interrupt_timeout",
-                cli.interrupt_timeout,
-                f.interrupt_timeout.map(|d| d.0),
-            ),
+        ),
+        interrupt_ms: timeout(
+            "interrupt_timeout",
+            cli.interrupt_timeout,
+            f.interrupt_timeout,
             t.interrupt_ms,
             0,
-        )?,
+        ),
     };
 
-    let max_connections = count_within(
-        m.pick("max_connections", cli.max_connections, f.max_connections),
-        DEFAULT_MAX_CONNECTIONS,
-        MAX_CONNECTIONS,
-    )?;
+    let max_connections = problems
+        .take(count_within(
+            m.pick("max_connections", cli.max_connections, f.max_connections),
+            DEFAULT_MAX_CONNECTIONS,
+            MAX_CONNECTIONS,
+        ))
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
     // A counter of requests held, compared with this: any usize is representable.
-    let max_in_flight = count_within(
-        m.pick("max_in_flight", cli.max_in_flight, f.max_in_flight),
-        DEFAULT_MAX_IN_FLIGHT,
-        usize::MAX,
-    )?;
-    let output_buffer = size(
-        m.pick(
-            "output_buffer",
-            cli.output_buffer,
-            f.output_buffer.map(|s| s.0),
-        ),
-        DEFAULT_OUTPUT_BUFFER,
-        MAX_BUFFER,
-    )?;
-    let input_buffer = size(
-        m.pick(
-            "input_buffer",
-            cli.input_buffer,
-            f.input_buffer.map(|s| s.0),
-        ),
-        DEFAULT_INPUT_BUFFER,
-        MAX_BUFFER,
-    )?;
-    let log_level = m.log_level(cli, f, ctx)?;
+    let max_in_flight = problems
+        .take(count_within(
+            m.pick("max_in_flight", cli.max_in_flight, f.max_in_flight),
+            DEFAULT_MAX_IN_FLIGHT,
+            usize::MAX,
+        ))
+        .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    let output_buffer = problems
+        .take(size(
+            m.pick(
+                "output_buffer",
+                cli.output_buffer,
+                f.output_buffer.map(|s| s.0),
+            ),
+            DEFAULT_OUTPUT_BUFFER,
+            MAX_BUFFER,
+        ))
+        .unwrap_or(DEFAULT_OUTPUT_BUFFER);
+    let input_buffer = problems
+        .take(size(
+            m.pick(
+                "input_buffer",
+                cli.input_buffer,
+                f.input_buffer.map(|s| s.0),
+            ),
+            DEFAULT_INPUT_BUFFER,
+            MAX_BUFFER,
+        ))
+        .unwrap_or(DEFAULT_INPUT_BUFFER);
+    let log_level = problems
+        .take(m.log_level(cli, f, ctx))
+        .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
 
+    problems.into_result()?;
+    // Without problems, the application was given and is valid.
+    let Some(app) = app else {
+        return Err(ConfigError("no application".into()));
+    };
     Ok(Settings {
         app,
         listen,
@@ -329,6 +372,30 @@ pub fn merge(
         input_buffer,
         log_level,
     })
+}
+
+/// The problems found so far, reported together.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, e: ConfigError) {
+        self.0.push(e.0);
+    }
+
+    /// The value, or None with its problem noted.
+    fn take<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.add(e)).ok()
+    }
+
+    /// Ok when there is none; else every problem, one per line.
+    fn into_result(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(self.0.join("\n")))
+        }
+    }
 }
 
 /// A value and where it came from, for error messages.
@@ -405,7 +472,8 @@ impl Merger<'_> {
         Ok(Some(abs))
     }
 
-    fn listeners(&self, cli: &Cli, f: &FileConfig) -> Result<Vec<Listen>, ConfigError> {
+    /// The listeners given, each checked; a bad one is noted in `problems` and left out.
+    fn listeners(&self, cli: &Cli, f: &FileConfig, problems: &mut Problems) -> Vec<Listen> {
         let mut given: Vec<(Protocol, ListenAddr, Picked<()>)> = Vec::new();
         if !cli.fastcgi.is_empty() || !cli.scgi.is_empty() {
             for (protocol, addrs, key) in [
@@ -426,8 +494,11 @@ impl Merger<'_> {
                     continue;
                 };
                 for s in &origin.value {
-                    let addr = parse_listen_addr(s).map_err(|e| origin.err(e))?;
-                    given.push((protocol, addr, origin.with(())));
+                    if let Some(addr) =
+                        problems.take(parse_listen_addr(s).map_err(|e| origin.err(e)))
+                    {
+                        given.push((protocol, addr, origin.with(())));
+                    }
                 }
             }
         }
@@ -439,13 +510,15 @@ impl Merger<'_> {
                     let abs = anchor(self.base(origin.from_cli), &path);
                     let len = abs.as_os_str().len();
                     if len > MAX_UNIX_PATH {
-                        return Err(origin.err(format!(
+                        problems.add(origin.err(format!(
                             "unix socket path {} is {len} bytes long; at most {MAX_UNIX_PATH} fit",
                             abs.display()
                         )));
+                        continue;
                     }
                     if abs.to_str().is_none() {
-                        return Err(origin.err(format!("{} is not valid UTF-8", abs.display())));
+                        problems.add(origin.err(format!("{} is not valid UTF-8", abs.display())));
+                        continue;
                     }
                     ListenAddr::Unix(abs)
                 }
@@ -453,14 +526,15 @@ impl Merger<'_> {
             };
             let ephemeral = matches!(&addr, ListenAddr::Tcp(a) if a.port() == 0);
             if !ephemeral && listen.iter().any(|l| l.addr == addr) {
-                return Err(origin.err(format!(
+                problems.add(origin.err(format!(
                     "{} is given more than once",
                     format_listen_addr(&addr)
                 )));
+                continue;
             }
             listen.push(Listen { protocol, addr });
         }
-        Ok(listen)
+        listen
     }
 
     fn env(&self, cli: &Cli, f: &FileConfig) -> Result<BTreeMap<String, String>, ConfigError> {

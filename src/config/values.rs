@@ -7,9 +7,6 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-
 use super::settings::{ListenAddr, WORKER_SPEC_ENV};
 
 /// The longest duration any timeout accepts: one year, in milliseconds.
@@ -257,127 +254,20 @@ pub fn normalize_mount(s: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
-/// A byte size in the configuration file: an integer, or a string for `parse_size`.
+/// A byte size from the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Size;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of bytes, or a string such as \"256K\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                parse_size(v).map(Size).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `max_body` in the configuration file: a size, or the string `"unlimited"`.
-impl<'de> Deserialize<'de> for BodyLimit {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = BodyLimit;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of bytes, a string such as \"10M\", or \"unlimited\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<BodyLimit, E> {
-                Ok(BodyLimit(Some(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<BodyLimit, E> {
-                u64::try_from(v)
-                    .map(|v| BodyLimit(Some(v)))
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<BodyLimit, E> {
-                parse_body_limit(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A duration in the configuration file, in milliseconds: seconds as an integer or a float,
-/// or a string for `parse_duration_ms`.
+/// A duration from the configuration file, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Millis(pub u64);
 
-impl<'de> Deserialize<'de> for Millis {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Millis;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("seconds (such as 30 or 0.5), or a string such as \"250ms\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Millis, E> {
-                seconds_to_ms(v).map(Millis).map_err(E::custom)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Millis, E> {
-                parse_duration_ms(v).map(Millis).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A socket mode in the configuration file: a string of octal digits (`"0660"`) or an
-/// integer taken as is (write it in octal: `0o660`).
+/// A socket mode from the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode(pub u32);
 
-impl<'de> Deserialize<'de> for Mode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Mode;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an octal mode: a string such as \"0660\" or an integer such as 0o660")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Mode, E> {
-                let v = u32::try_from(v).unwrap_or(u32::MAX);
-                check_mode(v).map(Mode).map_err(|e| {
-                    E::custom(format!(
-                        "{e}; write the mode as a string (\"0660\") or an octal integer (0o660)"
-                    ))
-                })
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Mode, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom("a mode cannot be negative")),
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Mode, E> {
-                parse_mode(v).map(Mode).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// One string or a list of strings (`fastcgi = "unix:/run/app.sock"` or `fastcgi = [...]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
@@ -582,51 +472,5 @@ mod tests {
         ] {
             assert!(normalize_mount(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[derive(Debug, Deserialize)]
-    struct T {
-        size: Option<Size>,
-        body: Option<BodyLimit>,
-        time: Option<Millis>,
-        mode: Option<Mode>,
-        list: Option<OneOrMany>,
-    }
-
-    fn t(s: &str) -> Result<T, String> {
-        toml::from_str(s).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn file_values() {
-        assert_eq!(t("size = 10").unwrap().size, Some(Size(10)));
-        assert_eq!(t("size = \"4K\"").unwrap().size, Some(Size(4096)));
-        assert!(t("size = -1").is_err());
-        assert!(t("size = 1.5").is_err());
-        assert_eq!(
-            t("body = \"unlimited\"").unwrap().body,
-            Some(BodyLimit(None))
-        );
-        assert_eq!(t("body = 5").unwrap().body, Some(BodyLimit(Some(5))));
-        assert_eq!(t("time = 2").unwrap().time, Some(Millis(2000)));
-        assert_eq!(t("time = 0.25").unwrap().time, Some(Millis(250)));
-        assert_eq!(t("time = \"10ms\"").unwrap().time, Some(Millis(10)));
-        assert!(t("time = -3").is_err());
-        assert_eq!(t("mode = \"0600\"").unwrap().mode, Some(Mode(0o600)));
-        assert_eq!(t("mode = 0o640").unwrap().mode, Some(Mode(0o640)));
-        assert_eq!(t("mode = 432").unwrap().mode, Some(Mode(0o660)));
-        let e = t("mode = 660").unwrap_err();
-        assert!(e.contains("0o660"), "{e}");
-        assert_eq!(
-            t("list = \"a\"").unwrap().list.map(OneOrMany::into_vec),
-            Some(vec!["a".to_string()])
-        );
-        assert_eq!(
-            t("list = [\"a\", \"b\"]")
-                .unwrap()
-                .list
-                .map(OneOrMany::into_vec),
-            Some(vec!["a".to_string(), "b".to_string()])
-        );
     }
 }

@@ -64,6 +64,41 @@ fn defaults() {
     assert_eq!(s.log_level, "info");
 }
 
+/// Every invalid value is reported at once, one per line, in the order of the options.
+#[test]
+fn every_problem_is_reported() {
+    let e = err(with_file(
+        &["--processes", "0", "--mount", "app"],
+        "threads = 2000\nscgi = [\"nowhere\"]\nmax_body = 0\nidle_timeout = 0\n",
+    ));
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "no application: give APP (module:callable, or a path to a .py or .wsgi file) or \
+             set app in the configuration file",
+            "scgi in /etc/wsgid/site.toml: \"nowhere\" is not a listen address (expected \
+             host:port, [v6]:port, unix:/path or fd:N); a port is required, e.g. 127.0.0.1:9000",
+            "--processes: must be between 1 and 1024 (got 0)",
+            "threads in /etc/wsgid/site.toml: must be between 1 and 1024 (got 2000)",
+            "--mount: \"app\" must start with \"/\"",
+            "max_body in /etc/wsgid/site.toml: must be at least 1 byte, or \"unlimited\"",
+            "idle_timeout in /etc/wsgid/site.toml: must be at least 1 ms (got 0 ms)",
+        ],
+        "{e}"
+    );
+    let e = err(run(&[
+        "a:b",
+        "--fastcgi",
+        "127.0.0.1:9000",
+        "--scgi",
+        "127.0.0.1:9000",
+        "--fastcgi",
+        &format!("unix:/{}", "a".repeat(107)),
+    ]));
+    assert_eq!(e.lines().count(), 2, "{e}");
+}
+
 #[test]
 fn no_listener_is_left_to_the_master() {
     assert!(run(&["a:b"]).unwrap().listen.is_empty());
@@ -501,4 +536,32 @@ fn resolve_reads_the_file_relative_to_cwd() {
         .unwrap_err()
         .0;
     assert!(e.starts_with("cannot read configuration file"), "{e}");
+
+    // The file's problems and the others come together; a refused app is not also missing.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "app = 3\nthreads = \"two\"\nmax_requests = 2\nprocesses = 0\n",
+    )
+    .unwrap();
+    let e = resolve(&cli(&["--config", "bad.toml"]), &c).unwrap_err().0;
+    let file = dir.path().join("bad.toml");
+    let file = file.display();
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 4, "{e}");
+    assert_eq!(
+        lines[0],
+        format!("app in {file}, line 1: expected a string, got the number 3")
+    );
+    assert!(
+        lines[1].starts_with(&format!("threads in {file}, line 2: ")),
+        "{e}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("max_requests in {file}: ")),
+        "{e}"
+    );
+    assert!(
+        lines[3].starts_with(&format!("processes in {file}: ")),
+        "{e}"
+    );
 }
