@@ -221,6 +221,46 @@ fn check_reports_ok_and_failures() {
     assert!(out.contains("no_such_callable"), "{out}");
 }
 
+/// `--check` reports every problem, not only the first: a listener that cannot be opened
+/// (a Unix socket in a missing directory, a TCP address in use) as well as an application
+/// that does not load; and it leaves nothing bound behind.
+#[test]
+fn check_reports_every_problem() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = taken.local_addr().unwrap().to_string();
+    let dir = common::scratch("check");
+    let missing = dir.join("no-such-dir");
+    let sock = format!("unix:{}/app.sock", missing.display());
+    let (st, out) = Daemon::builder("hello:no_such_callable")
+        .args(&["--check", "--fastcgi", &sock, "--scgi", &in_use])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "wsgid: cannot listen on {sock}: the directory {} does not exist",
+            missing.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("wsgid: cannot listen on {in_use}: address in use")),
+        "{out}"
+    );
+    assert!(out.contains("no_such_callable"), "{out}");
+    assert!(out.contains("configuration check failed: 3 problems"), "{out}");
+
+    // Listeners that can be opened pass, and are not kept: the port is free afterwards.
+    let free = format!("127.0.0.1:{}", common::free_port());
+    let ok_sock = format!("unix:{}/ok.sock", dir.display());
+    let (st, out) = Daemon::builder("hello.py")
+        .args(&["--check", "--fastcgi", &free, "--scgi", &ok_sock])
+        .run();
+    assert!(st.success(), "{out}");
+    assert!(out.contains("configuration OK"), "{out}");
+    std::net::TcpListener::bind(&free).expect("the port --check probed is free again");
+    assert!(!dir.join("ok.sock").exists());
+}
+
 /// The master opens the worker library once: a worker started after the library on disk
 /// was replaced (as an upgrade does) still runs the one that matches the master. Without a
 /// library where it looks (deps/ or next to the binary, ../lib/wsgid/), wsgid says where

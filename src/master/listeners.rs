@@ -140,6 +140,61 @@ fn open(l: &Listen, socket_mode: u32) -> Result<Listener, String> {
     }
 }
 
+/// Checks that `l` could be opened now, keeping nothing open and leaving nothing behind
+/// (`--check`): a TCP address is bound for a moment (so one in use, or a privileged port, is
+/// reported), a Unix socket's directory must exist and be writable and its path be free or
+/// hold a stale socket, an inherited descriptor must be a listening stream socket.
+pub fn probe(l: &Listen) -> Result<(), String> {
+    match &l.addr {
+        ListenAddr::Tcp(addr) => bind_tcp(*addr)
+            .map(drop)
+            .map_err(|e| bind_error(&l.addr, e)),
+        ListenAddr::Unix(path) => {
+            if let Some(e) = unix_dir_problem(path) {
+                return Err(e);
+            }
+            inspect_socket_path(path).map(drop)
+        }
+        ListenAddr::Fd(n) => adopt(*n, l.protocol, &format!("fd:{n}")).map(drop),
+    }
+}
+
+/// What keeps wsgid from creating a socket file at `path` in its directory: the directory is
+/// missing, is not a directory, or is not writable by this user. None when it looks fine.
+fn unix_dir_problem(path: &Path) -> Option<String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("/"),
+    };
+    let shown = path.display();
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Some(format!(
+            "cannot listen on unix:{shown}: the directory {} does not exist",
+            dir.display()
+        )),
+        Err(e) => Some(format!(
+            "cannot listen on unix:{shown}: cannot inspect {}: {e}",
+            dir.display()
+        )),
+        Ok(m) if !m.is_dir() => Some(format!(
+            "cannot listen on unix:{shown}: {} is not a directory",
+            dir.display()
+        )),
+        Ok(_) => nix::unistd::access(
+            dir,
+            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        )
+        .err()
+        .map(|e| {
+            format!(
+                "cannot listen on unix:{shown}: wsgid's user cannot create files in {} ({})",
+                dir.display(),
+                e.desc()
+            )
+        }),
+    }
+}
+
 fn bind_error(addr: &ListenAddr, e: io::Error) -> String {
     let addr = format_listen_addr(addr);
     match e.raw_os_error() {
@@ -182,7 +237,9 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<(OwnedFd, SocketFile), String
     let addr = SockAddr::unix(path).map_err(|e| format!("unix:{shown}: {e}"))?;
     socket.bind(&addr).map_err(|e| match e.raw_os_error() {
         Some(libc::EADDRINUSE) => format!("cannot listen on unix:{shown}: address in use"),
-        _ => format!("cannot listen on unix:{shown}: {e}"),
+        _ => {
+            unix_dir_problem(path).unwrap_or_else(|| format!("cannot listen on unix:{shown}: {e}"))
+        }
     })?;
     let meta = fs::symlink_metadata(path)
         .map_err(|e| format!("cannot stat unix:{shown} after binding it: {e}"))?;
@@ -203,9 +260,33 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<(OwnedFd, SocketFile), String
 /// removed; a socket somebody listens on, or anything other than a socket, is an error.
 pub fn clear_stale_socket(path: &Path) -> Result<(), String> {
     let shown = path.display();
+    match inspect_socket_path(path)? {
+        AtPath::Nothing => Ok(()),
+        AtPath::StaleSocket => match fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!("removed stale socket {shown}");
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove stale socket {shown}: {e}")),
+        },
+    }
+}
+
+/// What is at a Unix socket path that may be bound.
+enum AtPath {
+    Nothing,
+    /// A socket nobody listens on (left by a crash): it may be replaced.
+    StaleSocket,
+}
+
+/// Looks at `path` without changing anything: Err for a socket somebody listens on, for
+/// anything other than a socket, and when it cannot be told.
+fn inspect_socket_path(path: &Path) -> Result<AtPath, String> {
+    let shown = path.display();
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AtPath::Nothing),
         Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
     };
     if !meta.file_type().is_socket() {
@@ -222,15 +303,8 @@ pub fn clear_stale_socket(path: &Path) -> Result<(), String> {
         Err(e) => match e.raw_os_error() {
             // A full backlog: somebody is listening.
             Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Err(in_use(path)),
-            Some(libc::ECONNREFUSED) => match fs::remove_file(path) {
-                Ok(()) => {
-                    tracing::info!("removed stale socket {shown}");
-                    Ok(())
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("cannot remove stale socket {shown}: {e}")),
-            },
-            Some(libc::ENOENT) => Ok(()),
+            Some(libc::ECONNREFUSED) => Ok(AtPath::StaleSocket),
+            Some(libc::ENOENT) => Ok(AtPath::Nothing),
             _ => Err(format!("cannot tell whether {shown} is in use: {e}")),
         },
     }
@@ -461,7 +535,59 @@ mod tests {
         let dir = temp();
         let path = dir.path().join("no/such/dir/a.sock");
         let e = bind_unix(&path, 0o660).unwrap_err();
-        assert!(e.contains("No such file or directory"), "{e}");
+        let want = format!(
+            "cannot listen on unix:{}: the directory {} does not exist",
+            path.display(),
+            dir.path().join("no/such/dir").display()
+        );
+        assert_eq!(e, want);
+        let unix = |path: &Path| Listen {
+            protocol: Protocol::Fastcgi,
+            addr: ListenAddr::Unix(path.to_path_buf()),
+        };
+        assert_eq!(probe(&unix(&path)), Err(want));
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let e = probe(&unix(&file.join("a.sock"))).unwrap_err();
+        assert!(e.ends_with("is not a directory"), "{e}");
+    }
+
+    /// `--check`'s look at a listener opens nothing for good and leaves nothing behind.
+    #[test]
+    fn probing_keeps_nothing() {
+        let dir = temp();
+        let path = dir.path().join("a.sock");
+        let unix = Listen {
+            protocol: Protocol::Scgi,
+            addr: ListenAddr::Unix(path.clone()),
+        };
+        assert_eq!(probe(&unix), Ok(()));
+        assert!(!path.exists(), "probing created the socket file");
+        // A stale socket would be replaced: fine, and still there.
+        drop(UnixListener::bind(&path).unwrap());
+        assert_eq!(probe(&unix), Ok(()));
+        assert!(path.exists(), "probing removed the stale socket");
+        fs::remove_file(&path).unwrap();
+        let live = UnixListener::bind(&path).unwrap();
+        assert!(probe(&unix).unwrap_err().contains("address in use"));
+        drop(live);
+
+        let first = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let Some(ListenAddr::Tcp(addr)) = local_addr(first.as_fd()) else {
+            panic!()
+        };
+        let tcp = Listen {
+            protocol: Protocol::Fastcgi,
+            addr: ListenAddr::Tcp(addr),
+        };
+        assert_eq!(
+            probe(&tcp),
+            Err(format!("cannot listen on {addr}: address in use"))
+        );
+        drop(first);
+        assert_eq!(probe(&tcp), Ok(()));
+        // The port is free again after the probe.
+        bind_tcp(addr).unwrap();
     }
 
     #[test]

@@ -69,15 +69,40 @@ pub fn run(mut settings: Settings) -> ExitCode {
     ExitCode::from(Supervisor::new(settings, image, listeners, signals).run())
 }
 
-/// `--check`: starts one worker that loads the application without serving, and reports.
+/// `--check`: checks that every listener could be opened (`listeners::probe`), then starts
+/// one worker that loads the application without serving, and reports every problem found.
 pub fn check(settings: Settings) -> ExitCode {
-    let image = match Image::find(&settings) {
-        Ok(image) => image,
-        Err(e) => {
-            eprintln!("configuration check failed: {e}");
-            return ExitCode::from(EXIT_FAILURE);
+    let mut problems: Vec<String> = settings
+        .listen
+        .iter()
+        .filter_map(|l| listeners::probe(l).err())
+        .collect();
+    match Image::find(&settings) {
+        Ok(image) => {
+            if let Err(e) = check_app(&image, settings) {
+                problems.push(e);
+            }
         }
-    };
+        Err(e) => problems.push(e),
+    }
+    if problems.is_empty() {
+        println!("configuration OK");
+        return ExitCode::from(EXIT_OK);
+    }
+    for p in &problems {
+        eprintln!("wsgid: {p}");
+    }
+    let n = problems.len();
+    eprintln!(
+        "configuration check failed: {n} problem{}",
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_FAILURE)
+}
+
+/// Starts a worker that loads the application and exits; Err says how it failed (the
+/// worker itself logs why).
+fn check_app(image: &Image, settings: Settings) -> Result<(), String> {
     let spec = WorkerSpec {
         settings,
         listeners: Vec::new(),
@@ -86,31 +111,16 @@ pub fn check(settings: Settings) -> ExitCode {
         board_fd: None,
         check_only: true,
     };
-    let spawned = match spawn::spawn_worker(&image, spec, false) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("configuration check failed: cannot start a worker: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let spawned = spawn::spawn_worker(image, spec, false)
+        .map_err(|e| format!("cannot start a worker: {e}"))?;
     loop {
         match waitpid(spawned.pid, None) {
-            Ok(WaitStatus::Exited(_, 0)) => {
-                println!("configuration OK");
-                return ExitCode::from(EXIT_OK);
-            }
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
             Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                eprintln!(
-                    "configuration check failed: the worker {}",
-                    describe(status)
-                );
-                return ExitCode::from(EXIT_FAILURE);
+                return Err(format!("the worker {}", describe(status)));
             }
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => {
-                eprintln!("configuration check failed: waitpid: {e}");
-                return ExitCode::from(EXIT_FAILURE);
-            }
+            Err(e) => return Err(format!("waitpid: {e}")),
         }
     }
 }
