@@ -221,6 +221,67 @@ fn check_reports_ok_and_failures() {
     assert!(out.contains("no_such_callable"), "{out}");
 }
 
+/// A load failure says what to do: a file without the callable names the file (not an
+/// internal module name) and the callables it has; a module not found names `sys.path` and
+/// `--chdir`/`--pythonpath`; a package the app imports that is missing names the
+/// interpreter and `--virtualenv`.
+#[test]
+fn load_failures_say_what_to_do() {
+    let (st, out) = Daemon::builder("hello.py:app").arg("--check").run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    let file = common::fixtures().join("hello.py");
+    assert!(
+        out.contains(&format!(
+            "{} has no attribute \"app\": name the callable as {}:NAME (callables it \
+             defines: application)",
+            file.display(),
+            file.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("__wsgi_app__"), "{out}");
+
+    let dir = common::scratch("load");
+    std::fs::write(
+        dir.join("site.py"),
+        "def app(environ, start_response):\n    pass\n",
+    )
+    .unwrap();
+    let (st, out) = Daemon::builder("site.py").cwd(&dir).arg("--check").run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "site.py has no attribute \"application\": a .py or .wsgi file is served by its"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("(callables it defines: app)"), "{out}");
+
+    let (st, out) = Daemon::builder("mysite.wsgi:application")
+        .arg("--check")
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("No module named 'mysite'"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Python looked for mysite in sys.path = ['{}'",
+            common::fixtures().display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("--chdir DIR"), "{out}");
+    assert!(out.contains("--pythonpath DIR"), "{out}");
+
+    std::fs::write(dir.join("needs.py"), "import no_such_package_here\n").unwrap();
+    let (st, out) = Daemon::builder("needs.py").cwd(&dir).arg("--check").run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains("The application imports no_such_package_here, which this Python ("),
+        "{out}"
+    );
+    assert!(out.contains("--virtualenv DIR"), "{out}");
+}
+
 /// `--check` reports every problem, not only the first: a listener that cannot be opened
 /// (a Unix socket in a missing directory, a TCP address in use) as well as an application
 /// that does not load; and it leaves nothing bound behind.
@@ -247,7 +308,10 @@ fn check_reports_every_problem() {
         "{out}"
     );
     assert!(out.contains("no_such_callable"), "{out}");
-    assert!(out.contains("configuration check failed: 3 problems"), "{out}");
+    assert!(
+        out.contains("configuration check failed: 3 problems"),
+        "{out}"
+    );
 
     // Listeners that can be opened pass, and are not kept: the port is free afterwards.
     let free = format!("127.0.0.1:{}", common::free_port());

@@ -30,7 +30,7 @@ impl App {
     /// Imports the app. Err carries a message with the Python traceback.
     pub fn load(settings: &Settings) -> Result<App, String> {
         Python::attach(|py| {
-            let callable = import_app(py, &settings.app).map_err(|e| format_exception(py, &e))?;
+            let callable = import_app(py, &settings.app)?;
             if !callable.is_callable() {
                 return Err(format!("{:?} is not callable", settings.app));
             }
@@ -120,23 +120,144 @@ fn make_template<'py>(py: Python<'py>, s: &Settings) -> PyResult<Bound<'py, PyDi
 }
 
 /// Resolves `module:callable`, `module` (its `application`), `file.py`, `file.py:name`.
-fn import_app<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyAny>> {
+/// Err is worded for the user: the traceback, and what to do about the usual mistakes (a
+/// module not on `sys.path`, a package missing from the virtualenv, a callable of another
+/// name).
+fn import_app<'py>(py: Python<'py>, spec: &str) -> Result<Bound<'py, PyAny>, String> {
     let (target, attr) = match spec.rsplit_once(':') {
         Some((t, a)) if !a.is_empty() && !a.contains('/') => (t, a),
         _ => (spec, "application"),
     };
     // The configuration resolves script files to absolute paths; anything else is a dotted
     // module name (Django's `mysite.wsgi` is a module, not a file).
-    let module = if target.contains('/') {
-        load_file(py, Path::new(target))?
+    let is_file = target.contains('/');
+    let module = if is_file {
+        load_file(py, Path::new(target))
     } else {
-        py.import(target)?.into_any()
+        py.import(target).map(Bound::into_any)
+    }
+    .map_err(|e| import_failed(py, target, &e))?;
+    let mut obj = module.clone();
+    let mut owner = if is_file {
+        target.to_string()
+    } else {
+        format!("module {target}")
     };
-    let mut obj = module;
     for part in attr.split('.') {
-        obj = obj.getattr(part)?;
+        match obj.getattr_opt(part) {
+            Ok(Some(next)) => obj = next,
+            Ok(None) => {
+                let mut msg = format!("{owner} has no attribute {part:?}");
+                if obj.is(&module) {
+                    let candidates = callables(py, &module);
+                    msg.push_str(&match (is_file, attr == "application") {
+                        (true, true) => format!(
+                            ": a .py or .wsgi file is served by its \"application\"; name \
+                             another callable as {target}:NAME"
+                        ),
+                        _ => format!(": name the callable as {target}:NAME"),
+                    });
+                    if !candidates.is_empty() {
+                        msg.push_str(&format!(
+                            " (callables it defines: {})",
+                            candidates.join(", ")
+                        ));
+                    }
+                }
+                return Err(msg);
+            }
+            Err(e) => return Err(format_exception(py, &e)),
+        }
+        owner = format!("{owner}.{part}");
     }
     Ok(obj)
+}
+
+/// The traceback of a failed import, with a hint when a module was not found: the
+/// application's own module (then `sys.path` is wrong: `--chdir`, `--pythonpath`), or one
+/// it imports (then the package is not installed for this interpreter: `--virtualenv`).
+fn import_failed(py: Python<'_>, target: &str, e: &PyErr) -> String {
+    let mut msg = format_exception(py, e);
+    if !e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) {
+        return msg;
+    }
+    let Ok(Some(missing)) = e
+        .value(py)
+        .getattr("name")
+        .and_then(|n| n.extract::<Option<String>>())
+    else {
+        return msg;
+    };
+    let sys = py.import("sys").ok();
+    let attr = |name: &str| -> String {
+        sys.as_ref()
+            .and_then(|sys| sys.getattr(name).ok())
+            .and_then(|v| v.str().ok().map(|s| s.to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
+    let own = target == missing || target.starts_with(&format!("{missing}."));
+    if own {
+        msg.push_str(&format!(
+            "Python looked for {missing} in sys.path = {}.\nGive the directory that holds \
+             it with --chdir DIR (where the workers start; it comes first on sys.path) or \
+             --pythonpath DIR.",
+            attr("path")
+        ));
+    } else {
+        msg.push_str(&format!(
+            "The application imports {missing}, which this Python ({}, sys.prefix {}) \
+             does not have: install it there, or give the virtualenv that has it with \
+             --virtualenv DIR, or its directory with --pythonpath DIR.",
+            attr("executable"),
+            attr("prefix")
+        ));
+    }
+    msg
+}
+
+/// Public names of `module` that could be a WSGI application: functions defined in it, and
+/// callable objects (such as a Flask app), but not classes or modules; at most five.
+fn callables(py: Python<'_>, module: &Bound<'_, PyAny>) -> Vec<String> {
+    let Ok(names) = module.dir() else {
+        return Vec::new();
+    };
+    let own = module.getattr("__name__").ok();
+    let types = py.import("types").ok();
+    let is = |v: &Bound<'_, PyAny>, ty: &str| {
+        types
+            .as_ref()
+            .and_then(|t| t.getattr(ty).ok())
+            .is_some_and(|ty| v.is_instance(&ty).unwrap_or(false))
+    };
+    let mut found = Vec::new();
+    for name in names.iter() {
+        let Ok(name) = name.extract::<String>() else {
+            continue;
+        };
+        if name.starts_with('_') {
+            continue;
+        }
+        let Ok(v) = module.getattr(name.as_str()) else {
+            continue;
+        };
+        if !v.is_callable() || v.is_instance_of::<pyo3::types::PyType>() || is(&v, "ModuleType") {
+            continue;
+        }
+        if is(&v, "FunctionType") || is(&v, "BuiltinFunctionType") {
+            let defined_here = match (&own, v.getattr("__module__")) {
+                (Some(own), Ok(m)) => m.eq(own).unwrap_or(false),
+                _ => false,
+            };
+            if !defined_here {
+                continue;
+            }
+        }
+        found.push(name);
+        if found.len() == 5 {
+            break;
+        }
+    }
+    found
 }
 
 /// Loads a script file as a module named after it, with its directory on sys.path (so it
