@@ -925,3 +925,30 @@ fn fifty_multiplexed_requests_with_two_threads() {
     }
     assert_validator_quiet(&d.log());
 }
+
+/// `curl` straight at the FastCGI port: the HTTP client gets a short plain-text HTTP 400
+/// saying a web server must be in front, the log says so (not "FastCGI version 71"), and
+/// the worker goes on serving FastCGI.
+#[test]
+fn an_http_client_is_told_to_put_a_web_server_in_front() {
+    let d = start();
+    let mut s = std::net::TcpStream::connect(addr(&d)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+    )
+    .unwrap();
+    let reply = String::from_utf8(common::read_to_end(&mut s)).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 400 Bad Request\r\n"),
+        "{reply:?}"
+    );
+    assert!(
+        reply.contains("\r\n\r\nThis is a FastCGI port (wsgid), not an HTTP one: a web server must be in front of it"),
+        "{reply:?}"
+    );
+    let log = d.wait_log("an HTTP request arrived on a FastCGI port", 10);
+    assert!(!log.contains("version 71"), "{log}");
+    let r = request(addr(&d), &Request::get("/close"));
+    assert_eq!(r.cgi().status, 200);
+}

@@ -260,3 +260,24 @@ fn early_response_drains_the_rest_of_the_body() {
         .expect("writer thread")
         .expect("the front end could not send its whole request");
 }
+
+/// `curl` straight at the SCGI port: a plain-text HTTP 400 saying a web server must be in
+/// front, and a log line that says so.
+#[test]
+fn an_http_client_is_told_to_put_a_web_server_in_front() {
+    let d = start();
+    let mut s = std::net::TcpStream::connect(addr(&d)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let reply = String::from_utf8(common::read_to_end(&mut s)).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 400 Bad Request\r\n"),
+        "{reply:?}"
+    );
+    assert!(
+        reply.contains("This is an SCGI port (wsgid), not an HTTP one"),
+        "{reply:?}"
+    );
+    d.wait_log("an HTTP request arrived on an SCGI port", 10);
+}

@@ -67,6 +67,51 @@ impl LimitKind {
     }
 }
 
+/// The longest HTTP method `looks_like_http` takes (`PROPPATCH` and the like fit).
+pub(crate) const MAX_METHOD: usize = 16;
+
+/// Whether `start`, the first bytes a client sent, begin an HTTP/1 request line
+/// (`GET / HTTP/1.1`): a method of upper-case letters followed by a space. A FastCGI record
+/// starts with version 1 and an SCGI request with a digit, so a web browser or `curl`
+/// pointed straight at wsgid's port is told apart from a malformed front end.
+pub fn looks_like_http(start: &[u8]) -> bool {
+    let method = start.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    (1..=MAX_METHOD).contains(&method) && start.get(method) == Some(&b' ')
+}
+
+/// What an HTTP client that connected to a FastCGI or SCGI port is answered: a complete
+/// HTTP/1.0 response, closed by the connection's end, saying a web server belongs in
+/// front of wsgid.
+macro_rules! not_an_http_port {
+    ($a_protocol:literal, $protocol:literal, $passes:literal) => {
+        concat!(
+            "HTTP/1.0 400 Bad Request\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            "Connection: close\r\n",
+            "\r\n",
+            "This is ",
+            $a_protocol,
+            " port (wsgid), not an HTTP one: a web server must be in front of it, taking ",
+            "the HTTP requests and passing them on over ",
+            $protocol,
+            " (",
+            $passes,
+            ").\n"
+        )
+        .as_bytes()
+    };
+}
+
+/// The answer to an HTTP request on a FastCGI port.
+pub const NOT_HTTP_FASTCGI: &[u8] = not_an_http_port!(
+    "a FastCGI",
+    "FastCGI",
+    "nginx fastcgi_pass, Apache mod_proxy_fcgi"
+);
+/// The answer to an HTTP request on an SCGI port.
+pub const NOT_HTTP_SCGI: &[u8] =
+    not_an_http_port!("an SCGI", "SCGI", "nginx scgi_pass, Apache mod_proxy_scgi");
+
 /// A non-empty run of ASCII digits (leading zeros allowed) that fits in u64: the form of
 /// CONTENT_LENGTH in SCGI (§3) and in CGI (RFC 3875 §4.1.2). A number too large for u64 is
 /// `None`, like any other malformed one: where the value is used as a length.
@@ -98,6 +143,56 @@ pub fn parse_decimal_saturating(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_request_lines_are_recognised() {
+        for http in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"GET / H",
+            b"POST /x",
+            b"OPTIONS * HTTP/1.1",
+            b"OPTIONS ",
+            b"CONNECT example.com:443 HTTP/1.1",
+            b"PRI * HTTP/2.0",
+            b"PROPFIND /dav HTTP/1.1",
+        ] {
+            assert!(looks_like_http(http), "{:?}", String::from_utf8_lossy(http));
+        }
+        for other in [
+            &b""[..],
+            b"GET",
+            b" GET /",
+            b"get / HTTP/1.1",
+            b"\x01\x01\x00\x01\x00\x08\x00\x00",
+            b"70:CONTENT_LENGTH",
+            b"G\x00T /",
+            b"VERYLONGMETHODNAMEXX / HTTP/1.1",
+        ] {
+            assert!(
+                !looks_like_http(other),
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn not_an_http_port_is_a_whole_response() {
+        for (reply, protocol) in [(NOT_HTTP_FASTCGI, "a FastCGI"), (NOT_HTTP_SCGI, "an SCGI")] {
+            let text = std::str::from_utf8(reply).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{text}");
+            assert!(head.contains("Connection: close"), "{text}");
+            assert!(
+                body.starts_with(&format!("This is {protocol} port (wsgid)")),
+                "{text}"
+            );
+            assert!(
+                body.contains("a web server must be in front of it"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn decimals_checked_and_saturating() {

@@ -43,15 +43,24 @@ pub enum ScgiError {
     Malformed(&'static str),
     /// A limit was broken (max_scgi_header, max_params_bytes, max_params, max_body).
     Limit(LimitKind),
+    /// The connection opened with an HTTP request line: an HTTP client (a browser, `curl`)
+    /// connected straight to the SCGI port. It is answered with [`ScgiError::http_reply`].
+    Http,
 }
 
 impl ScgiError {
     /// The HTTP status to answer with, where an answer is still possible.
     pub fn status(&self) -> &'static str {
         match self {
-            ScgiError::Malformed(_) => "400 Bad Request",
+            ScgiError::Malformed(_) | ScgiError::Http => "400 Bad Request",
             ScgiError::Limit(kind) => kind.status(),
         }
+    }
+
+    /// The bytes to send back to an HTTP client, instead of an SCGI response: a plain-text
+    /// HTTP/1.0 400 saying this is an SCGI port. None for other errors.
+    pub fn http_reply(&self) -> Option<&'static [u8]> {
+        matches!(self, ScgiError::Http).then_some(super::NOT_HTTP_SCGI)
     }
 }
 
@@ -60,6 +69,11 @@ impl std::fmt::Display for ScgiError {
         match self {
             ScgiError::Malformed(why) => write!(f, "malformed SCGI request: {why}"),
             ScgiError::Limit(kind) => write!(f, "SCGI request exceeds {}", kind.key()),
+            ScgiError::Http => f.write_str(
+                "an HTTP request arrived on an SCGI port: HTTP clients must go to a web server \
+                 in front of wsgid (nginx scgi_pass, Apache mod_proxy_scgi), which passes \
+                 their requests on over SCGI",
+            ),
         }
     }
 }
@@ -71,6 +85,9 @@ impl std::error::Error for ScgiError {}
 enum State {
     /// Reading the netstring's decimal length (SCGI §4): `value` so far, from `digits` digits.
     Len { value: usize, digits: u32 },
+    /// The connection opened with `letters` upper-case letters instead of a length: an
+    /// HTTP method, if a space follows (`crate::protocol::looks_like_http`).
+    Method { letters: usize },
     /// Collecting the netstring's `len` bytes into `Connection::buf`.
     Header { len: usize },
     /// Expecting the ',' that closes the netstring; the header is in `Connection::buf`.
@@ -137,7 +154,7 @@ impl Connection {
             _ if self.pristine => return Ok(()),
             State::Done => return Ok(()),
             State::Failed(e) => return Err(e.clone()),
-            State::Len { .. } | State::Header { .. } | State::Comma => {
+            State::Len { .. } | State::Method { .. } | State::Header { .. } | State::Comma => {
                 ScgiError::Malformed("connection closed inside the header")
             }
             State::Body { .. } => {
@@ -162,8 +179,29 @@ impl Connection {
         while let Some(&first) = data.first() {
             match self.state {
                 State::Len { value, digits } => {
+                    if digits == 0 && first.is_ascii_uppercase() {
+                        // Not a length: perhaps an HTTP request line.
+                        self.state = State::Method { letters: 0 };
+                        continue;
+                    }
                     data = &data[1..];
                     self.state = self.length_byte(value, digits, first)?;
+                }
+                State::Method { letters } => {
+                    data = &data[1..];
+                    // `looks_like_http`'s rule, a byte at a time: 1 to MAX_METHOD upper-case
+                    // letters (the first one is why this state was entered), then a space.
+                    self.state = match first {
+                        b'A'..=b'Z' if letters < super::MAX_METHOD => State::Method {
+                            letters: letters + 1,
+                        },
+                        b' ' => return Err(ScgiError::Http),
+                        _ => {
+                            return Err(ScgiError::Malformed(
+                                "netstring length is not a decimal number",
+                            ))
+                        }
+                    };
                 }
                 State::Header { len } => {
                     if self.buf.is_empty() && data.len() > len {

@@ -192,6 +192,43 @@ fn scgi_header_may_be_absent_but_must_be_1_when_present() {
     }
 }
 
+/// An HTTP client pointed at the SCGI port is a distinct error, whose reply tells it to put
+/// a web server in front; in any split. Upper-case letters not followed by a space are
+/// still a malformed netstring.
+#[test]
+fn http_request_on_the_scgi_port_is_recognised() {
+    let get = b"GET / HTTP/1.1\r\nHost: localhost:4000\r\n\r\n";
+    for chunk in [1, 2, 3, 4, get.len()] {
+        let (events, r) = decode_chunked(get, chunk, limits());
+        assert_eq!(r, Err(ScgiError::Http), "chunk {chunk}");
+        assert!(events.is_empty());
+    }
+    let e = err_of(b"PROPFIND /dav HTTP/1.1\r\n", limits());
+    assert_eq!(e.http_reply(), Some(crate::protocol::NOT_HTTP_SCGI));
+    assert_eq!(e.status(), "400 Bad Request");
+    assert!(e.to_string().contains("web server"), "{e}");
+    for not_http in [
+        &b"GET:"[..],
+        b"GET/",
+        b"G1:",
+        b"VERYLONGMETHODNAMEX / HTTP/1.1",
+    ] {
+        assert_eq!(
+            err_of(not_http, limits()),
+            ScgiError::Malformed("netstring length is not a decimal number"),
+            "{:?}",
+            String::from_utf8_lossy(not_http)
+        );
+    }
+    assert_eq!(ScgiError::Malformed("x").http_reply(), None);
+    let mut c = Connection::new(limits());
+    assert_eq!(c.receive(b"GE"), Ok(()));
+    assert_eq!(
+        c.receive_eof(),
+        Err(ScgiError::Malformed("connection closed inside the header"))
+    );
+}
+
 #[test]
 fn malformed_netstrings() {
     let cases: &[(&[u8], &str)] = &[

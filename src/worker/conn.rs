@@ -227,6 +227,9 @@ impl Conn {
         match &mut self.codec {
             Codec::Fastcgi(c) => {
                 if let Err(e) = c.receive(data) {
+                    if let Some(reply) = e.http_reply() {
+                        return self.refuse_http(sh, &e, reply);
+                    }
                     warn!(reason = %e.reason, "malformed FastCGI input; closing connection");
                     self.abort_all(Abort::Disconnected);
                     return Verdict::Close;
@@ -251,13 +254,18 @@ impl Conn {
                         self.abort_all(Abort::Disconnected);
                         return Verdict::Close;
                     }
+                    if let Some(reply) = e.http_reply() {
+                        return self.refuse_http(sh, &e, reply);
+                    }
                     match &e {
                         scgi::ScgiError::Limit(limit) => warn!(
                             limit = limit.key(),
                             "request rejected: it breaks the {} limit ({e})",
                             limit.key()
                         ),
-                        scgi::ScgiError::Malformed(_) => warn!("request rejected: {e}"),
+                        scgi::ScgiError::Malformed(_) | scgi::ScgiError::Http => {
+                            warn!("request rejected: {e}")
+                        }
                     }
                     Framing::Scgi.simple_response(e.status(), e.status(), &mut self.wbuf);
                     self.refused = true;
@@ -274,6 +282,16 @@ impl Conn {
         if self.wbuf.len() > owed && self.pending_write() >= sh.output_buffer {
             self.write_full = true;
         }
+        self.after_progress(sh)
+    }
+
+    /// An HTTP client connected to this FastCGI or SCGI port: answer it with the codec's
+    /// plain-text reply, then close (discarding what else it sends).
+    fn refuse_http(&mut self, sh: &mut Shared, e: &dyn std::fmt::Display, reply: &[u8]) -> Verdict {
+        warn!("{e}; answered 400 and closed the connection");
+        self.wbuf.extend_from_slice(reply);
+        self.refused = true;
+        self.close_after_flush = true;
         self.after_progress(sh)
     }
 

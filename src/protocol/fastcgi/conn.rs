@@ -203,6 +203,8 @@ pub struct Connection {
     events: VecDeque<Event>,
     out: Vec<u8>,
     failed: Option<ProtocolError>,
+    /// A record header was read: the connection is past its first bytes.
+    started: bool,
 }
 
 impl Connection {
@@ -218,6 +220,7 @@ impl Connection {
             events: VecDeque::new(),
             out: Vec::new(),
             failed: None,
+            started: false,
         }
     }
 
@@ -284,10 +287,10 @@ impl Connection {
         while !data.is_empty() {
             match self.rx {
                 Rx::Header => {
-                    let hdr = match data.split_first_chunk::<HEADER_LEN>() {
+                    let raw = match data.split_first_chunk::<HEADER_LEN>() {
                         Some((h, rest)) if self.hdr_have == 0 => {
                             data = rest;
-                            Header::parse(h)
+                            *h
                         }
                         _ => {
                             let have = self.hdr_have;
@@ -299,10 +302,10 @@ impl Connection {
                                 return Ok(());
                             }
                             self.hdr_have = 0;
-                            Header::parse(&self.hdr_buf)
+                            self.hdr_buf
                         }
                     };
-                    self.start_record(hdr)?;
+                    self.start_record(&raw)?;
                 }
                 Rx::Content { hdr, left, sink } => {
                     let (chunk, rest) = data.split_at(left.min(data.len()));
@@ -323,13 +326,18 @@ impl Connection {
         Ok(())
     }
 
-    fn start_record(&mut self, hdr: Header) -> Result<(), ProtocolError> {
+    fn start_record(&mut self, raw: &[u8; HEADER_LEN]) -> Result<(), ProtocolError> {
+        let hdr = Header::parse(raw);
         if hdr.version != VERSION_1 {
+            if !self.started && crate::protocol::looks_like_http(raw) {
+                return Err(ProtocolError::http_request());
+            }
             return Err(ProtocolError::new(format!(
                 "unsupported FastCGI version {} (expected 1)",
                 hdr.version
             )));
         }
+        self.started = true;
         let sink = self.classify(&hdr)?;
         let len = hdr.content_length as usize;
         self.rx = Rx::Content {

@@ -84,20 +84,54 @@ pub struct Capabilities {
 /// The peer broke the protocol; the connection cannot be used any more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolError {
+    pub kind: ErrorKind,
     pub reason: String,
+}
+
+/// What kind of peer broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A front end (or something posing as one) sent malformed FastCGI.
+    Malformed,
+    /// The connection opened with an HTTP request line: an HTTP client (a browser,
+    /// `curl`) connected straight to the FastCGI port. It is answered with
+    /// [`ProtocolError::http_reply`] before the connection is closed.
+    HttpRequest,
 }
 
 impl ProtocolError {
     pub(crate) fn new(reason: impl Into<String>) -> Self {
         ProtocolError {
+            kind: ErrorKind::Malformed,
             reason: reason.into(),
         }
+    }
+
+    /// An HTTP client connected to the FastCGI port.
+    pub(crate) fn http_request() -> Self {
+        ProtocolError {
+            kind: ErrorKind::HttpRequest,
+            reason: "an HTTP request arrived on a FastCGI port: HTTP clients must go to a web \
+                     server in front of wsgid (nginx fastcgi_pass, Apache mod_proxy_fcgi), \
+                     which passes their requests on over FastCGI"
+                .into(),
+        }
+    }
+
+    /// The bytes to send back before closing, for an HTTP client: a plain-text HTTP/1.0
+    /// 400 saying this is a FastCGI port. None for a malformed front end, which gets no
+    /// answer.
+    pub fn http_reply(&self) -> Option<&'static [u8]> {
+        (self.kind == ErrorKind::HttpRequest).then_some(crate::protocol::NOT_HTTP_FASTCGI)
     }
 }
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FastCGI protocol error: {}", self.reason)
+        match self.kind {
+            ErrorKind::Malformed => write!(f, "FastCGI protocol error: {}", self.reason),
+            ErrorKind::HttpRequest => f.write_str(&self.reason),
+        }
     }
 }
 

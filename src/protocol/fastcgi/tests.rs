@@ -1103,6 +1103,39 @@ fn bad_version_is_an_error() {
     }
 }
 
+/// An HTTP client pointed at the FastCGI port (its first byte, `G` = 71, reads as the
+/// record's version) is a distinct error, whose reply tells it to put a web server in front;
+/// in any split of the input. A bad version anywhere else is malformed FastCGI.
+#[test]
+fn http_request_on_the_fastcgi_port_is_recognised() {
+    let get = b"GET / HTTP/1.1\r\nHost: localhost:9000\r\nUser-Agent: curl/7.88.1\r\n\r\n";
+    for step in [1, 3, 7, 8, get.len()] {
+        let mut c = conn();
+        let e = feed_in_steps(&mut c, get, step).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HttpRequest, "step {step}: {e}");
+        assert_eq!(e.http_reply(), Some(crate::protocol::NOT_HTTP_FASTCGI));
+        assert!(e.to_string().contains("web server"), "{e}");
+        assert!(
+            !c.has_output(),
+            "the codec queues no FastCGI records for it"
+        );
+    }
+    let mut c = conn();
+    let e = feed(&mut c, b"OPTIONS * HTTP/1.1\r\n\r\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::HttpRequest);
+
+    // Not HTTP: other garbage at the start, and an HTTP-looking header after a good record.
+    let mut c = conn();
+    let e = feed(&mut c, b"\x16\x03\x01\x02\x00\x01\x00\x01").unwrap_err();
+    assert_eq!((e.kind, e.http_reply()), (ErrorKind::Malformed, None));
+    let mut input = request(1, &[], b"");
+    input.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    let mut c = conn();
+    let e = feed(&mut c, &input).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Malformed, "{e}");
+    assert!(e.to_string().contains("version 71"), "{e}");
+}
+
 #[test]
 fn application_record_types_from_a_front_end_are_errors() {
     for t in [END_REQUEST, STDOUT, STDERR, GET_VALUES_RESULT, UNKNOWN_TYPE] {
