@@ -191,6 +191,26 @@ fn http_content_type_content_length_and_proxy_are_dropped() {
     assert_validator_quiet(&d.log());
 }
 
+/// A request outside `--mount` is not a silent 404: at debug level the log names the
+/// request and the mount point.
+#[test]
+fn a_request_outside_the_mount_is_logged_at_debug() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--mount", "/app", "--log-level", "debug"])
+        .start();
+    let r = get(&d, &Request::get("/other/x?q=1"));
+    assert_eq!(r.status, 404);
+    let log = d.wait_log("outside the mount point", 10);
+    let line = log
+        .lines()
+        .find(|l| l.contains("outside the mount point"))
+        .expect("the line waited for");
+    assert!(line.contains(" DEBUG "), "{line}");
+    assert!(line.contains("mount=/app"), "{line}");
+    assert!(line.contains("GET /other/x?q=1"), "{line}");
+}
+
 #[test]
 fn mount_splits_script_name_and_path_info() {
     let d = Daemon::builder(APP)
