@@ -952,3 +952,40 @@ fn an_http_client_is_told_to_put_a_web_server_in_front() {
     let r = request(addr(&d), &Request::get("/close"));
     assert_eq!(r.cgi().status, 200);
 }
+
+/// A request multiplexed past `--max-in-flight` on one connection is refused with
+/// FCGI_OVERLOADED, and the log says so, as it does for the 503 past the same limit.
+#[test]
+fn overloaded_refusals_are_logged() {
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--max-in-flight", "2"])
+        .start();
+    let mut c = Client::connect(addr(&d));
+    // Two requests begun and left waiting for their params; a third is one too many.
+    for id in [1, 2, 3] {
+        c.send(&begin_request(id, RESPONDER, KEEP_CONN));
+    }
+    let r = c.read_record();
+    assert_eq!(r, end_request_bytes(3, 0, OVERLOADED));
+    let log = d.wait_log("FCGI_OVERLOADED", 10);
+    assert!(
+        log.contains("request refused (FCGI_OVERLOADED): server busy: this connection already holds max_in_flight requests"),
+        "{log}"
+    );
+    assert!(log.contains("max_in_flight=2"), "{log}");
+    // The two it holds are still served.
+    for id in [1, 2] {
+        c.send(&stream(
+            PARAMS,
+            id,
+            &Request::get("/close").params_stream(),
+            1000,
+        ));
+        c.send(&record(STDIN, id, b""));
+    }
+    for id in [1, 2] {
+        let (resp, _) = c.collect(id);
+        assert_eq!(resp.cgi().body, b"one two");
+    }
+}

@@ -124,6 +124,25 @@ fn dead_worker_is_replaced_and_only_its_request_fails() {
     );
 }
 
+/// A worker whose application ends the process while serving (`os._exit(3)`) is not
+/// reported as one whose application failed to load: it had loaded, and served.
+#[test]
+fn a_worker_exiting_while_serving_is_not_a_load_failure() {
+    let d = Daemon::builder(APP).fastcgi().start();
+    let addr = d.fcgi.clone().unwrap();
+    let mut c = Client::connect(&addr);
+    c.send(&Request::get("/exit?3").encode(1, false));
+    assert!(matches!(c.next(), Next::Closed | Next::Truncated(_)));
+    let log = d.wait_log("replacing it", 20);
+    assert!(
+        log.contains("exited with status 3 while serving; replacing it"),
+        "{log}"
+    );
+    assert!(!log.contains("failed to load"), "{log}");
+    // Replaced (the connection waits in the listener's backlog meanwhile), serving again.
+    assert_eq!(get(&addr, "/pid").0, 200);
+}
+
 /// The pids that answer `/pid` on fresh connections until two different ones have (within
 /// 20 s; every answer is one of them).
 fn two_workers_answering(addr: &str) -> std::collections::HashSet<i32> {

@@ -20,6 +20,12 @@ pub const WORKER_SPEC_ENV: &str = "WSGID_WORKER_SPEC";
 /// backoff. 0 is a clean exit; any other status or a signal is a crash.
 pub const EXIT_APP_LOAD_FAILED: u8 = 3;
 
+/// What a worker writes to its ready pipe (`WorkerSpec::ready_fd`) once its application is
+/// loaded: an exit after it is not a failure to load.
+pub const LOADED: u8 = b'L';
+/// What a worker writes to its ready pipe once it serves; it then closes the pipe.
+pub const READY: u8 = b'R';
+
 /// Gateway protocol of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,7 +155,8 @@ pub struct WorkerSpec {
     pub listeners: Vec<InheritedListener>,
     /// 0-based index of this worker among `settings.processes`.
     pub index: usize,
-    /// Write end of a pipe: the worker writes one byte once the app is loaded.
+    /// Write end of a pipe: the worker writes `LOADED` once the app is loaded, then `READY`
+    /// once it serves.
     pub ready_fd: Option<i32>,
     /// The connection board (`crate::board`), with `settings.processes` slots, when the
     /// worker has siblings.

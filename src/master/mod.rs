@@ -117,7 +117,7 @@ fn check_app(image: &Image, settings: Settings) -> Result<(), String> {
         match waitpid(spawned.pid, None) {
             Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
             Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                return Err(format!("the worker {}", describe(status)));
+                return Err(format!("the worker {}", describe(status, false)));
             }
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(format!("waitpid: {e}")),

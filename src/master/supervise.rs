@@ -24,7 +24,7 @@ use super::signals::{Signal, Signals};
 use super::spawn::{spawn_worker, Image};
 use super::{EXIT_FAILURE, EXIT_OK};
 use crate::board::Board;
-use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED};
+use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED, LOADED, READY};
 
 /// Added to the graceful and interrupt timeouts before stragglers are killed: the workers
 /// apply the timeout themselves, the master only backs them up.
@@ -74,6 +74,8 @@ struct Worker {
     started: Instant,
     /// Open until the ready byte or end of file arrives.
     ready_pipe: Option<File>,
+    /// It loaded the application: a later exit is not a failure to load.
+    loaded: bool,
     ready: bool,
 }
 
@@ -165,6 +167,7 @@ impl Supervisor {
                     pid: spawned.pid,
                     started: Instant::now(),
                     ready_pipe: spawned.ready,
+                    loaded: false,
                     ready: false,
                 });
                 true
@@ -259,7 +262,7 @@ impl Supervisor {
         self.slots.iter().filter(|s| s.worker.is_some()).count()
     }
 
-    /// Reads slot `i`'s ready pipe, if it is still open.
+    /// Reads slot `i`'s ready pipe, if it is still open: `LOADED`, then `READY`.
     fn read_ready(&mut self, i: usize) {
         let starting = matches!(self.phase, Phase::Starting);
         let slot = &mut self.slots[i];
@@ -267,16 +270,31 @@ impl Supervisor {
         let Some(pipe) = &mut w.ready_pipe else {
             return;
         };
-        let mut byte = [0u8; 1];
-        match pipe.read(&mut byte) {
-            Ok(1..) => {
-                w.ready = true;
-                w.ready_pipe = None;
-                slot.ever_ready = true;
-                if starting {
-                    tracing::debug!("worker {i} (pid {}) ready", w.pid);
-                } else {
-                    tracing::info!("worker {i} (pid {}) ready", w.pid);
+        let mut bytes = [0u8; 2];
+        match pipe.read(&mut bytes) {
+            Ok(n @ 1..) => {
+                for &byte in &bytes[..n] {
+                    match byte {
+                        LOADED => w.loaded = true,
+                        READY => {
+                            w.loaded = true;
+                            w.ready = true;
+                        }
+                        other => tracing::warn!(
+                            "worker {i} (pid {}): unexpected byte {other:#04x} on its ready pipe",
+                            w.pid
+                        ),
+                    }
+                }
+                // Without READY yet, the pipe stays in the poll for it.
+                if w.ready {
+                    w.ready_pipe = None;
+                    slot.ever_ready = true;
+                    if starting {
+                        tracing::debug!("worker {i} (pid {}) ready", w.pid);
+                    } else {
+                        tracing::info!("worker {i} (pid {}) ready", w.pid);
+                    }
                 }
             }
             Ok(0) => {
@@ -314,7 +332,7 @@ impl Supervisor {
                 .position(|s| s.worker.as_ref().is_some_and(|w| w.pid == pid))
             {
                 Some(i) => self.on_exit(i, status),
-                None => tracing::debug!("reaped unknown child {pid}: {}", describe(status)),
+                None => tracing::debug!("reaped unknown child {pid}: {}", describe(status, false)),
             }
         }
     }
@@ -327,7 +345,7 @@ impl Supervisor {
         if let Some((board, _)) = &self.board {
             board.vacate(i);
         }
-        let how = describe(status);
+        let how = describe(status, w.loaded);
         let pid = w.pid;
         match self.phase {
             Phase::Stopping { .. } => tracing::info!("worker {i} (pid {pid}) {how}"),
@@ -445,16 +463,19 @@ impl Supervisor {
     }
 }
 
-/// "exited with status 3 (the application failed to load)", "was killed by SIGSEGV".
-pub fn describe(status: WaitStatus) -> String {
+/// "exited with status 3 (the application failed to load)", "was killed by SIGSEGV"; for
+/// a worker that had `loaded` its application, "exited with status 3 while serving" (the
+/// application ended the process itself, with os._exit() or a crash).
+pub fn describe(status: WaitStatus, loaded: bool) -> String {
+    let serving = if loaded { " while serving" } else { "" };
     match status {
         WaitStatus::Exited(_, 0) => "exited cleanly (status 0)".into(),
-        WaitStatus::Exited(_, code) if code == i32::from(EXIT_APP_LOAD_FAILED) => {
+        WaitStatus::Exited(_, code) if code == i32::from(EXIT_APP_LOAD_FAILED) && !loaded => {
             format!("exited with status {code} (the application failed to load)")
         }
-        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Exited(_, code) => format!("exited with status {code}{serving}"),
         WaitStatus::Signaled(_, sig, core) => format!(
-            "was killed by {}{}",
+            "was killed by {}{}{serving}",
             sig.as_str(),
             if core { " (core dumped)" } else { "" }
         ),
@@ -478,22 +499,40 @@ mod tests {
     #[test]
     fn exit_statuses_are_described() {
         let pid = Pid::from_raw(1);
+        let exited = |code| WaitStatus::Exited(pid, code);
+        assert_eq!(describe(exited(0), false), "exited cleanly (status 0)");
+        assert_eq!(describe(exited(0), true), "exited cleanly (status 0)");
         assert_eq!(
-            describe(WaitStatus::Exited(pid, 0)),
-            "exited cleanly (status 0)"
-        );
-        assert_eq!(
-            describe(WaitStatus::Exited(pid, 3)),
+            describe(exited(3), false),
             "exited with status 3 (the application failed to load)"
         );
-        assert_eq!(describe(WaitStatus::Exited(pid, 1)), "exited with status 1");
+        assert_eq!(describe(exited(1), false), "exited with status 1");
         assert_eq!(
-            describe(WaitStatus::Signaled(pid, Sig::SIGSEGV, true)),
+            describe(WaitStatus::Signaled(pid, Sig::SIGSEGV, true), false),
             "was killed by SIGSEGV (core dumped)"
         );
         assert_eq!(
-            describe(WaitStatus::Signaled(pid, Sig::SIGKILL, false)),
+            describe(WaitStatus::Signaled(pid, Sig::SIGKILL, false), false),
             "was killed by SIGKILL"
+        );
+    }
+
+    /// Once the application has loaded, status 3 (which the app can give itself, with
+    /// os._exit(3)) is no failure to load.
+    #[test]
+    fn exits_after_loading_say_so() {
+        let pid = Pid::from_raw(1);
+        assert_eq!(
+            describe(WaitStatus::Exited(pid, 3), true),
+            "exited with status 3 while serving"
+        );
+        assert_eq!(
+            describe(WaitStatus::Exited(pid, 1), true),
+            "exited with status 1 while serving"
+        );
+        assert_eq!(
+            describe(WaitStatus::Signaled(pid, Sig::SIGSEGV, true), true),
+            "was killed by SIGSEGV (core dumped) while serving"
         );
     }
 

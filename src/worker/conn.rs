@@ -335,7 +335,16 @@ impl Conn {
                 status,
                 keep_conn,
             } => {
-                debug!(id, ?status, "FCGI_BEGIN_REQUEST refused");
+                if status == ProtocolStatus::Overloaded {
+                    warn!(
+                        id,
+                        max_in_flight = sh.max_in_flight,
+                        "request refused (FCGI_OVERLOADED): server busy: this connection \
+                         already holds max_in_flight requests"
+                    );
+                } else {
+                    debug!(id, ?status, "FCGI_BEGIN_REQUEST refused");
+                }
                 if !keep_conn {
                     self.close_after_flush = true;
                 }

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::board::Board;
 use crate::config::resolve::DEFAULT_LOG_LEVEL;
-use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
+use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, LOADED, READY, WORKER_SPEC_ENV};
 use crate::environ::Local;
 use crate::inherit;
 use crate::master::EXIT_FAILURE;
@@ -64,7 +64,43 @@ pub fn main(raw: &str) -> u8 {
     run(spec)
 }
 
+/// Tells the master how far the worker got, over the pipe whose write end the spec names:
+/// [`LOADED`] once the application is loaded, [`READY`] once the worker serves.
+struct Progress(Option<std::fs::File>);
+
+impl Progress {
+    /// Takes the pipe's write end (once, before the application runs); the master made it
+    /// for this worker alone.
+    fn from_spec(spec: &WorkerSpec) -> Progress {
+        let pipe = spec.ready_fd.and_then(|fd| {
+            inherit::take(fd, "readiness pipe")
+                .map_err(|e| warn!("cannot tell the master how far this worker gets: {e}"))
+                .ok()
+        });
+        Progress(pipe.map(|fd| {
+            // Not for processes the application starts: the master waits for its end.
+            let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
+            if let Err(e) = nix::fcntl::fcntl(&fd, cloexec) {
+                warn!("cannot make the readiness pipe close-on-exec: {e}");
+            }
+            std::fs::File::from(fd)
+        }))
+    }
+
+    fn tell(&mut self, byte: u8) {
+        if let Some(f) = &mut self.0 {
+            if let Err(e) = f.write_all(&[byte]) {
+                warn!("cannot tell the master how far this worker got: {e}");
+            }
+        }
+        if byte == READY {
+            self.0 = None;
+        }
+    }
+}
+
 fn run(spec: WorkerSpec) -> u8 {
+    let mut progress = Progress::from_spec(&spec);
     let s = &spec.settings;
     if let Some(dir) = &s.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -99,7 +135,10 @@ fn run(spec: WorkerSpec) -> u8 {
         python::finish();
         return 0;
     }
-    match serve(&spec, app, signals) {
+    // From here on, an exit is not a failure to load (the application may end the process
+    // itself while serving, with os._exit()).
+    progress.tell(LOADED);
+    match serve(&spec, app, signals, progress) {
         Ok(exit) => {
             if exit == Exit::Drained {
                 python::finish();
@@ -118,6 +157,7 @@ fn serve(
     spec: &WorkerSpec,
     app: Arc<python::App>,
     signals: signal_hook_mio::v1_0::Signals,
+    mut progress: Progress,
 ) -> std::io::Result<Exit> {
     let s = &spec.settings;
     let mut listeners = Vec::with_capacity(spec.listeners.len());
@@ -158,15 +198,7 @@ fn serve(
     )?;
     let core = Core::new(el, notifier);
     let threads = pool::start(s.threads, &core, app)?;
-    if let Some(fd) = spec.ready_fd {
-        // The master made this pipe's write end for this worker alone; one write, then it
-        // is closed.
-        let written = inherit::take(fd, "readiness pipe")
-            .and_then(|fd| std::fs::File::from(fd).write_all(b"R"));
-        if let Err(e) = written {
-            warn!("cannot tell the master we are ready: {e}");
-        }
-    }
+    progress.tell(READY);
     info!(worker = spec.index, threads = s.threads, "worker ready");
     let exit = lead::guardian(&core);
     if exit == Exit::Drained {
