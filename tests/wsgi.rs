@@ -1121,3 +1121,45 @@ fn latin1_header_values_go_out_as_single_bytes() {
     );
     assert_validator_quiet(&d.log());
 }
+
+/// A front end that drops the connection mid-body is the client going away, not an
+/// application error: wsgi.input raises an OSError the app may let through (or wrap, as
+/// Django does), and the log says "client went away" at info level, without a traceback.
+#[test]
+fn a_client_going_away_mid_body_is_no_application_error() {
+    let d = start();
+    for (path, raised) in [
+        ("/echo", "ClientDisconnected"),
+        ("/echo-wrapped", "RuntimeError"),
+    ] {
+        let mut c = Client::connect(fa(&d));
+        let req = Request::post(path, &[b'z'; 1000]);
+        let mut wire = begin_request(1, RESPONDER, 0);
+        wire.extend(stream(PARAMS, 1, &req.params_stream(), 65535));
+        wire.extend(record(STDIN, 1, &[b'z'; 10]));
+        c.send(&wire);
+        // Closed once the app is reading (or before: the read fails the same way).
+        c.close();
+        let line = format!("the application stopped with {raised}");
+        let log = d.wait_log(&line, 20);
+        let went = log
+            .lines()
+            .find(|l| l.contains(&line))
+            .expect("the line waited for");
+        assert!(went.contains(" INFO "), "{went}");
+        assert!(
+            went.contains(
+                "client went away: request body unavailable: the client went away \
+                 (connection closed)"
+            ),
+            "{went}"
+        );
+    }
+    let log = d.log();
+    assert!(!log.contains("application error"), "{log}");
+    assert!(!log.contains("Traceback"), "{log}");
+    // The application's own exceptions are still application errors, with a traceback.
+    let r = get(&d, &Request::get("/raise-before"));
+    assert_eq!(r.status, 500);
+    d.wait_log("Traceback", 20);
+}

@@ -10,10 +10,46 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::worker::exchange::{Exchange, Input as Got};
+use crate::worker::exchange::{Abort, Exchange, Input as Got};
 
 /// Largest single pull from the exchange.
 const PULL: usize = 64 * 1024;
+
+pyo3::create_exception!(
+    wsgid,
+    ClientDisconnected,
+    PyOSError,
+    "Raised by wsgi.input when the front end closed the connection, or aborted the request, \
+     before the body was read: the client went away. An OSError, so applications that \
+     handle failed reads keep doing so."
+);
+
+/// The exception a read raises when the body can no longer arrive.
+fn unavailable(a: Abort) -> PyErr {
+    match a {
+        Abort::Disconnected | Abort::Requested => ClientDisconnected::new_err(format!(
+            "request body unavailable: the client went away ({})",
+            a.reason()
+        )),
+        _ => PyOSError::new_err(format!("request body unavailable: {}", a.reason())),
+    }
+}
+
+/// The client's disconnect, if `e` comes from one: a `ClientDisconnected` raised by
+/// wsgi.input, itself or as the cause or context of what the application raised (Django
+/// turns a failed read into `UnreadablePostError ... from e`). Its message, when so.
+pub fn client_went_away(py: Python<'_>, e: &PyErr) -> Option<String> {
+    let mut v = e.value(py).clone().into_any();
+    // Bounded: a chain can loop back on itself.
+    for _ in 0..16 {
+        if v.is_instance_of::<ClientDisconnected>() {
+            return Some(v.str().map_or_else(|_| String::new(), |s| s.to_string()));
+        }
+        let linked = |name: &str| v.getattr(name).ok().filter(|l| !l.is_none());
+        v = linked("__cause__").or_else(|| linked("__context__"))?;
+    }
+    None
+}
 
 #[pyclass(module = "wsgid")]
 pub struct Input {
@@ -70,10 +106,7 @@ impl Input {
                 self.eof = true;
                 Ok(false)
             }
-            Got::Aborted(a) => Err(PyOSError::new_err(format!(
-                "request body unavailable: {}",
-                a.reason()
-            ))),
+            Got::Aborted(a) => Err(unavailable(a)),
         }
     }
 

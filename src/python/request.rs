@@ -264,6 +264,16 @@ impl App {
 
     fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {
         let ex = responder.borrow().ex.clone();
+        // The client going away is no fault of the application's: no traceback.
+        if let Some(why) = super::input::client_went_away(py, e) {
+            let raised = e
+                .get_type(py)
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            tracing::info!(request = %ex.ident(), "client went away: {why}; the application stopped with {raised}");
+            return;
+        }
         tracing::error!(request = %ex.ident(), "application error:\n{}", super::app::format_exception(py, e));
     }
 }
