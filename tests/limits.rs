@@ -104,6 +104,7 @@ fn help_names_every_limit_option() {
         "--max-scgi-header",
         "--max-body",
         "--read-timeout",
+        "--send-timeout",
         "--idle-timeout",
         "--max-connections",
         "--max-in-flight",
