@@ -971,6 +971,10 @@ fn file_wrapper_over_bytesio_falls_back_to_iteration() {
     let r = get(&d, &Request::get("/bytesio?n=100000"));
     assert_eq!(r.status, 200);
     assert!(r.body == pattern(100_000), "BytesIO body differs");
+    // fileno() of -1: no descriptor, not a panic.
+    let r = get(&d, &Request::get("/raw/bytesio?n=100000&minus=1"));
+    assert_eq!(r.status, 200);
+    assert!(r.body == pattern(100_000), "fileno() -1 body differs");
     assert_validator_quiet(&d.log());
 }
 

@@ -144,17 +144,18 @@ impl App {
     ) -> Result<bool, Failure> {
         let f = fw.filelike.bind(py);
         let fd: i32 = match f.call_method0("fileno").and_then(|r| r.extract()) {
-            Ok(fd) => fd,
-            Err(_) => return Ok(false),
+            Ok(fd) if fd >= 0 => fd,
+            // No descriptor (a closed socket's fileno() is -1): served by iteration.
+            _ => return Ok(false),
         };
         // Stream from a descriptor of our own: while this thread is detached, another thread
         // (or the iterable's close() on a file object shared by two requests) may close the
         // file object's descriptor, and its number may then be reused by a file or socket
         // opened meanwhile. A duplicate keeps pointing at the file the app returned.
-        // SAFETY: `fd` was returned by fileno() just now and no Python code has run since
-        // (this thread holds the interpreter), so no thread of this process has closed it;
-        // it is borrowed only for the duplication on this line (a number that is not an
-        // open descriptor makes the dup fail with EBADF).
+        // SAFETY: `fd` is not negative, and is borrowed only for the duplication on this
+        // line, which reads nothing through it: a number that is no longer open (another
+        // thread may have closed it since fileno() returned) makes the dup fail with EBADF,
+        // and the file is then served by iteration.
         let own = match unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() {
             Ok(own) => own,
             Err(_) => return Ok(false),
