@@ -578,6 +578,46 @@ fn send_timeout_frees_the_threads_of_front_ends_that_stop_reading() {
 }
 
 #[test]
+fn requests_whose_connections_die_while_they_wait_stay_counted_and_never_run() {
+    let d = start(&["--threads", "1", "--max-in-flight", "4"]);
+    let dir = common::scratch("dead-queued");
+    // The only thread is busy with a response nobody reads.
+    let mut busy = Client::connect(fa(&d));
+    busy.send(&Request::get("/endless").encode(1, false));
+    assert_eq!(busy.read_record().rtype, STDOUT);
+    // Three requests queue behind it, then their connections are reset.
+    let markers: Vec<_> = (0..3).map(|k| dir.join(format!("seen-{k}"))).collect();
+    let queued: Vec<Client> = markers
+        .iter()
+        .map(|m| {
+            let mut c = Client::connect(fa(&d));
+            let uri = format!("/close?seen={}", m.display());
+            c.send(&Request::get(&uri).encode(1, false));
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000)); // read and queued by the worker
+    for c in queued {
+        socket2::SockRef::from(&c.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER");
+        drop(c); // a reset
+    }
+    // They still hold their places: the next request is refused, not queued behind them.
+    let r = fcgi::request(fa(&d), &Request::get("/close")).cgi();
+    assert_eq!(r.status, 503, "{}", r.text());
+    // Once the thread is free, they are dropped without running the app.
+    busy.close();
+    still_serves(&d);
+    for m in &markers {
+        assert!(
+            !m.exists(),
+            "the app ran a request whose connection was gone"
+        );
+    }
+}
+
+#[test]
 fn read_timeout_spares_a_slow_app_whose_request_is_complete() {
     // The request is complete (CONTENT_LENGTH 0; this front end sends no STDIN record at
     // all, like hiawatha), the app just takes longer than the read timeout.

@@ -1132,17 +1132,21 @@ fn latin1_header_values_go_out_as_single_bytes() {
 #[test]
 fn a_client_going_away_mid_body_is_no_application_error() {
     let d = start();
+    let dir = scratch("client-gone");
     for (path, raised) in [
         ("/echo", "ClientDisconnected"),
         ("/echo-wrapped", "RuntimeError"),
     ] {
         let mut c = Client::connect(fa(&d));
-        let req = Request::post(path, &[b'z'; 1000]);
+        let seen = dir.join(&path[1..]);
+        let req = Request::post(&format!("{path}?seen={}", seen.display()), &[b'z'; 1000]);
         let mut wire = begin_request(1, RESPONDER, 0);
         wire.extend(stream(PARAMS, 1, &req.params_stream(), 65535));
         wire.extend(record(STDIN, 1, &[b'z'; 10]));
         c.send(&wire);
-        // Closed once the app is reading (or before: the read fails the same way).
+        // Closed once the app runs (a request whose connection is gone before a thread
+        // takes it is dropped unrun).
+        wait_for_file(&seen, 20);
         c.close();
         let line = format!("the application stopped with {raised}");
         let log = d.wait_log(&line, 20);

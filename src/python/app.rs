@@ -46,7 +46,22 @@ impl App {
 
     /// Runs one request to completion (called on a Python thread, detached).
     pub fn run(&self, job: Job) {
-        let Job { exchange, local } = job;
+        let Job {
+            exchange,
+            local,
+            counted: _counted,
+        } = job;
+        if let Some(why) = exchange.aborted() {
+            // The front end went away or aborted while the request waited for a thread: the
+            // app is not called. FastCGI still owes END_REQUEST after FCGI_ABORT_REQUEST
+            // (§5.4); for a closed connection the bytes go nowhere.
+            tracing::debug!(request = %exchange.ident(), "not run: {}", why.reason());
+            let framing = exchange.framing();
+            exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
+                framing.end(0, out)
+            });
+            return;
+        }
         let spare = SPARE_VARS.take();
         let env = match crate::environ::build_with(exchange.params(), &self.mount, &local, spare) {
             Ok(env) => env,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::exchange::{Abort, Ending, Exchange, Job};
+use super::exchange::{Abort, Ending, Exchange, InFlight, Job};
 use super::framing::Framing;
 use super::stream::Stream;
 use super::Shared;
@@ -409,7 +409,7 @@ impl Conn {
     ) {
         let refuse = if sh.stopping {
             Some("server shutting down")
-        } else if sh.requests >= sh.max_in_flight {
+        } else if sh.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= sh.max_in_flight {
             Some("server busy: max_in_flight reached")
         } else {
             None
@@ -432,10 +432,10 @@ impl Conn {
         let job = Job {
             exchange: ex.clone(),
             local: self.local.clone(),
+            counted: InFlight::count(&sh.in_flight),
         };
         // `max_in_flight` above bounds this queue.
         sh.ready.push(job);
-        sh.requests += 1;
         self.reqs.push(Req { id, ex, keep_conn });
     }
 
@@ -483,7 +483,6 @@ impl Conn {
             self.read_paused = false;
             self.resume_read = true;
         }
-        sh.requests = sh.requests.saturating_sub(1);
         self.last_active = Instant::now();
         match ending {
             Ending::Complete => self.request_done(id, req.keep_conn),

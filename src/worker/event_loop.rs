@@ -603,7 +603,6 @@ impl EventLoop {
         }
         if !c.reqs.is_empty() {
             c.abort_all(Abort::Disconnected);
-            self.sh.requests = self.sh.requests.saturating_sub(c.reqs.len());
         }
         self.gens[slot] = self.gens[slot].wrapping_add(1);
         self.free.push(slot);

@@ -12,6 +12,7 @@
 //! it is reading or the response it is writing.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 
@@ -25,6 +26,27 @@ pub struct Job {
     /// The request, its params and framing included.
     pub exchange: Arc<Exchange>,
     pub local: Arc<Local>,
+    /// Keeps the request counted while the job exists.
+    pub counted: InFlight,
+}
+
+/// Counts a request as in flight from its dispatch until the Python thread that takes its
+/// job is done with it, or the job is dropped unrun, whatever happens to its connection
+/// meanwhile: what `max_in_flight` bounds (a request whose connection is gone still holds
+/// its params while it waits for a thread).
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn count(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why a request can no longer be served.

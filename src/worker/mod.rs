@@ -38,8 +38,8 @@ pub struct Shared {
     /// Requests decoded and not yet handed to a Python thread.
     pub ready: Vec<Job>,
     pub notifier: Arc<Notifier>,
-    /// Requests handed to Python threads and not finished.
-    pub requests: usize,
+    /// Requests dispatched whose jobs are not done (`exchange::InFlight`).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     pub max_in_flight: usize,
     pub input_buffer: usize,
     pub output_buffer: usize,
@@ -174,7 +174,7 @@ fn serve(
     let shared = Shared {
         ready: Vec::with_capacity(64),
         notifier: notifier.clone(),
-        requests: 0,
+        in_flight: Arc::default(),
         max_in_flight: s.max_in_flight,
         input_buffer: s.input_buffer,
         output_buffer: s.output_buffer,
