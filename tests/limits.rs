@@ -578,6 +578,29 @@ fn send_timeout_frees_the_threads_of_front_ends_that_stop_reading() {
 }
 
 #[test]
+fn send_timeout_spares_a_front_end_that_reads_slowly() {
+    // 8 KiB every 100 ms: the socket's send buffer drains too slowly to turn writable
+    // within the timeout, but it does drain.
+    let d = start(&["--send-timeout", "3"]);
+    let mut c = Client::connect(fa(&d));
+    c.send(&Request::get("/endless").encode(1, false));
+    let mut buf = [0u8; 8192];
+    let mut got = 0usize;
+    let end = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < end {
+        let n = std::io::Read::read(&mut c.stream, &mut buf).expect("read the stream");
+        assert!(n > 0, "closed after {got} bytes:\n{}", d.log());
+        got += n;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = d.log();
+    assert!(
+        !log.contains("send timeout"),
+        "a reading front end timed out:\n{log}"
+    );
+}
+
+#[test]
 fn requests_whose_connections_die_while_they_wait_stay_counted_and_never_run() {
     let d = start(&["--threads", "1", "--max-in-flight", "4"]);
     let dir = common::scratch("dead-queued");

@@ -624,6 +624,16 @@ impl EventLoop {
                 }
                 continue;
             }
+            if c.owed_since.is_some() {
+                // A front end that reads slowly frees room in the socket's send buffer
+                // without the socket turning writable (that waits for a third of it free):
+                // write what fits now, which counts as its taking output.
+                let v = c.after_progress(&mut self.sh);
+                self.settle(slot, v);
+            }
+            let Some(c) = self.conns[slot].as_mut() else {
+                continue;
+            };
             if c.owed_since
                 .is_some_and(|t| now.duration_since(t) > self.send)
             {
