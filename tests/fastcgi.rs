@@ -974,6 +974,19 @@ fn overloaded_refusals_are_logged() {
         "{log}"
     );
     assert!(log.contains("max_in_flight=2"), "{log}");
+    // A hundred more on the same connection: still one line at warn.
+    for _ in 0..100 {
+        c.send(&begin_request(3, RESPONDER, KEEP_CONN));
+    }
+    for _ in 0..100 {
+        assert_eq!(c.read_record(), end_request_bytes(3, 0, OVERLOADED));
+    }
+    let log = d.log();
+    assert_eq!(
+        log.matches("request refused (FCGI_OVERLOADED)").count(),
+        1,
+        "{log}"
+    );
     // The two it holds are still served.
     for id in [1, 2] {
         c.send(&stream(

@@ -73,6 +73,8 @@ pub struct Conn {
     pub scgi_dispatched: bool,
     /// The request was refused with an error response; what else arrives is discarded.
     pub refused: bool,
+    /// A refusal with FCGI_OVERLOADED was logged at warn for this connection.
+    pub overload_logged: bool,
     /// Reads were unpaused outside a readiness event: the loop must read now, as
     /// edge-triggered readiness will not fire again for data already waiting.
     pub resume_read: bool,
@@ -103,6 +105,7 @@ impl Conn {
             scgi_dispatched: false,
             refused: false,
             resume_read: false,
+            overload_logged: false,
         }
     }
 
@@ -335,12 +338,16 @@ impl Conn {
                 status,
                 keep_conn,
             } => {
-                if status == ProtocolStatus::Overloaded {
+                // Once per connection at warn: a front end can send such records by the
+                // thousand, 16 bytes each.
+                if status == ProtocolStatus::Overloaded && !self.overload_logged {
+                    self.overload_logged = true;
                     warn!(
                         id,
                         max_in_flight = sh.max_in_flight,
                         "request refused (FCGI_OVERLOADED): server busy: this connection \
-                         already holds max_in_flight requests"
+                         already holds max_in_flight requests (further refusals on it are \
+                         logged at debug)"
                     );
                 } else {
                     debug!(id, ?status, "FCGI_BEGIN_REQUEST refused");

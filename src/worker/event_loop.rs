@@ -440,13 +440,9 @@ impl EventLoop {
                     self.deferred_since = None;
                     return;
                 }
-                // Interrupted, or a connection reset while it waited: take the next one.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
+                // Interrupted, or an error of the waiting connection itself (reset, or a
+                // network error accept(2) passes on): take the next one.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || connection_error(&e) => {
                     continue
                 }
                 Err(e) => {
@@ -494,7 +490,7 @@ impl EventLoop {
         }
     }
 
-    /// accept() failed for another reason than an empty queue (EMFILE and friends): try
+    /// accept() failed for another reason than an empty queue or a connection's own error (EMFILE and friends): try
     /// listener `i` again after `ACCEPT_RETRY`, logging once per `ACCEPT_LOG_EVERY`.
     fn accept_failed(&mut self, i: usize, e: &io::Error) {
         let now = Instant::now();
@@ -681,4 +677,23 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Errors of one waiting connection that accept(2) reports, which say nothing about the
+/// listener: accept(2) asks to treat them like EAGAIN and take the next connection.
+fn connection_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionAborted
+        || matches!(
+            e.raw_os_error(),
+            Some(
+                libc::EPROTO
+                    | libc::ENOPROTOOPT
+                    | libc::EHOSTDOWN
+                    | libc::ENONET
+                    | libc::EHOSTUNREACH
+                    | libc::EOPNOTSUPP
+                    | libc::ENETUNREACH
+                    | libc::ENETDOWN
+            )
+        )
 }
