@@ -53,13 +53,9 @@ impl App {
         } = job;
         if let Some(why) = exchange.aborted() {
             // The front end went away or aborted while the request waited for a thread: the
-            // app is not called. FastCGI still owes END_REQUEST after FCGI_ABORT_REQUEST
-            // (§5.4); for a closed connection the bytes go nowhere.
+            // app is not called.
             tracing::debug!(request = %exchange.ident(), "not run: {}", why.reason());
-            let framing = exchange.framing();
-            exchange.finish_with(crate::worker::exchange::Ending::Complete, |out| {
-                framing.end(0, out)
-            });
+            exchange.end_stopped();
             return;
         }
         let spare = SPARE_VARS.take();

@@ -251,16 +251,14 @@ impl App {
         }
     }
 
-    /// The front end aborted or went away: end the request (FastCGI still owes END_REQUEST
-    /// after FCGI_ABORT_REQUEST; for a closed connection the bytes go nowhere).
+    /// The front end aborted or went away: end the request (`Exchange::end_stopped`).
     fn stopped(&self, responder: &Bound<'_, Responder>, why: Abort) {
         let r = responder.borrow();
         tracing::info!(request = %r.ex.ident(), "request stopped: {}", why.reason());
         if r.ex.is_finished() {
             return;
         }
-        let framing = r.ex.framing();
-        r.ex.finish_with(Ending::Complete, |out| framing.end(0, out));
+        r.ex.end_stopped();
     }
 
     fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {

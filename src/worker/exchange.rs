@@ -384,6 +384,13 @@ impl Exchange {
         self.schedule(&mut g);
     }
 
+    /// Ends a request the front end aborted or left: FastCGI still owes END_REQUEST after
+    /// FCGI_ABORT_REQUEST (§5.4); for a closed connection the bytes go nowhere.
+    pub fn end_stopped(&self) {
+        let framing = self.framing;
+        self.finish_with(Ending::Complete, |out| framing.end(0, out));
+    }
+
     /// Ends the request with a short plain-text response from wsgid itself (an error, or
     /// 404 outside the mount point).
     pub fn answer(&self, status: &str, text: &str) {
