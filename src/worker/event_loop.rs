@@ -107,8 +107,8 @@ pub struct EventLoop {
     /// Listeners whose accept() failed for lack of resources, tried again at `accept_retry`.
     accept_failed: Vec<usize>,
     accept_retry: Option<Instant>,
-    /// During a shortage: when it was last logged, the failures since, and in all.
-    shortage: Option<(Instant, u64, u64)>,
+    /// While accept() fails for lack of resources.
+    shortage: Option<Shortage>,
     next_sweep: Instant,
     /// When the last turn started.
     last_turn: Instant,
@@ -450,8 +450,8 @@ impl EventLoop {
                     return;
                 }
             };
-            if let Some((_, _, failures)) = self.shortage.take() {
-                info!(failures, "accepting connections again");
+            if let Some(s) = self.shortage.take() {
+                info!(failures = s.failures, "accepting connections again");
             }
             let codec = match l.protocol {
                 Protocol::Fastcgi => {
@@ -490,30 +490,35 @@ impl EventLoop {
         }
     }
 
-    /// accept() failed for another reason than an empty queue or a connection's own error (EMFILE and friends): try
-    /// listener `i` again after `ACCEPT_RETRY`, logging once per `ACCEPT_LOG_EVERY`.
+    /// accept() failed for another reason than an empty queue or a connection's own error
+    /// (EMFILE and friends): try listener `i` again after `ACCEPT_RETRY`, logging once per
+    /// `ACCEPT_LOG_EVERY`.
     fn accept_failed(&mut self, i: usize, e: &io::Error) {
         let now = Instant::now();
         if !self.accept_failed.contains(&i) {
             self.accept_failed.push(i);
         }
         self.accept_retry.get_or_insert(now + ACCEPT_RETRY);
-        match &mut self.shortage {
-            Some((logged, unlogged, total)) if now.duration_since(*logged) < ACCEPT_LOG_EVERY => {
-                *unlogged += 1;
-                *total += 1;
-            }
-            shortage => {
-                let (unlogged, total) = shortage.map_or((0, 0), |(_, u, t)| (u, t));
-                warn!(
-                    error = %e,
-                    failures_since_last_line = unlogged,
-                    "accept failed; waiting connections are tried again every {} ms",
-                    ACCEPT_RETRY.as_millis()
-                );
-                *shortage = Some((now, 0, total + 1));
-            }
+        let s = self.shortage.get_or_insert(Shortage {
+            logged: None,
+            unlogged: 0,
+            failures: 0,
+        });
+        s.failures += 1;
+        if s.logged
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_LOG_EVERY)
+        {
+            s.unlogged += 1;
+            return;
         }
+        warn!(
+            error = %e,
+            failures_since_last_line = s.unlogged,
+            "accept failed; waiting connections are tried again every {} ms",
+            ACCEPT_RETRY.as_millis()
+        );
+        s.logged = Some(now);
+        s.unlogged = 0;
     }
 
     fn on_note(&mut self, note: Note) {
@@ -677,6 +682,16 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// A run of accept() failures for lack of resources.
+struct Shortage {
+    /// When the last line about it was logged.
+    logged: Option<Instant>,
+    /// Failures since that line.
+    unlogged: u64,
+    /// Failures in all.
+    failures: u64,
 }
 
 /// Errors of one waiting connection that accept(2) reports, which say nothing about the
