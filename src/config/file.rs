@@ -41,9 +41,11 @@ pub struct FileConfig {
     pub interrupt_timeout: Option<Millis>,
     pub max_connections: Option<usize>,
     pub max_in_flight: Option<usize>,
-    /// Not a setting: present, it is refused with a message naming `max_in_flight`
-    /// (`resolve`).
-    pub max_requests: Option<Value>,
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
+    pub max_rss: Option<Size>,
+    pub max_cpu_time: Option<Millis>,
+    pub max_lifetime: Option<Millis>,
     pub output_buffer: Option<Size>,
     pub input_buffer: Option<Size>,
     pub log_level: Option<String>,
@@ -52,7 +54,7 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 30] = [
     "app",
     "fastcgi",
     "scgi",
@@ -76,6 +78,10 @@ pub const KEYS: [&str; 26] = [
     "max_connections",
     "max_in_flight",
     "max_requests",
+    "max_requests_jitter",
+    "max_rss",
+    "max_cpu_time",
+    "max_lifetime",
     "output_buffer",
     "input_buffer",
     "log_level",
@@ -146,7 +152,11 @@ impl FileConfig {
             "interrupt_timeout" => self.interrupt_timeout = Some(duration(value)?),
             "max_connections" => self.max_connections = Some(count(value)?),
             "max_in_flight" => self.max_in_flight = Some(count(value)?),
-            "max_requests" => self.max_requests = Some(value),
+            "max_requests" => self.max_requests = Some(count(value)? as u64),
+            "max_requests_jitter" => self.max_requests_jitter = Some(count(value)? as u64),
+            "max_rss" => self.max_rss = Some(size(value)?),
+            "max_cpu_time" => self.max_cpu_time = Some(duration(value)?),
+            "max_lifetime" => self.max_lifetime = Some(duration(value)?),
             "output_buffer" => self.output_buffer = Some(size(value)?),
             "input_buffer" => self.input_buffer = Some(size(value)?),
             "log_level" => self.log_level = Some(string(value)?),
@@ -336,11 +346,7 @@ fn table_of_strings(v: Value) -> Result<BTreeMap<String, String>, String> {
 
 /// "unknown key", with the nearest known key when one is a slip of the keyboard away.
 fn unknown_key(key: &str) -> String {
-    let nearest = KEYS
-        .iter()
-        .filter(|&&k| k != "max_requests")
-        .map(|k| (edit_distance(key, k), *k))
-        .min();
+    let nearest = KEYS.iter().map(|k| (edit_distance(key, k), *k)).min();
     match nearest {
         Some((d, k)) if d <= 2 => format!("unknown key (did you mean {k}?)"),
         _ => "unknown key (see wsgid.toml(5) for the keys)".to_string(),
@@ -395,6 +401,11 @@ mod tests {
             interrupt_timeout = "500ms"
             max_connections = 100
             max_in_flight = 50
+            max_requests = 10000
+            max_requests_jitter = 1000
+            max_rss = "512M"
+            max_cpu_time = "1h"
+            max_lifetime = "1d"
             output_buffer = "64K"
             input_buffer = "2M"
             log_level = "debug"
@@ -420,6 +431,11 @@ mod tests {
         assert_eq!(c.graceful_timeout, Some(Millis(60_000)));
         assert_eq!(c.interrupt_timeout, Some(Millis(500)));
         assert_eq!(c.max_in_flight, Some(50));
+        assert_eq!(c.max_requests, Some(10_000));
+        assert_eq!(c.max_requests_jitter, Some(1000));
+        assert_eq!(c.max_rss, Some(Size(512 << 20)));
+        assert_eq!(c.max_cpu_time, Some(Millis(3_600_000)));
+        assert_eq!(c.max_lifetime, Some(Millis(86_400_000)));
         assert_eq!(c.input_buffer, Some(Size(2 << 20)));
         assert_eq!(c.log_level.as_deref(), Some("debug"));
     }
@@ -568,14 +584,12 @@ mod tests {
         let c = FileConfig::parse(example).unwrap();
         let table: BTreeMap<String, Value> = toml::from_str(example).unwrap();
         for key in KEYS {
-            if key != "max_requests" {
-                assert!(
-                    table.contains_key(key),
-                    "conf.d/wsgid.toml does not set {key}"
-                );
-            }
+            assert!(
+                table.contains_key(key),
+                "conf.d/wsgid.toml does not set {key}"
+            );
         }
-        assert_eq!(c.max_requests, None);
+        assert!(c.max_requests.is_some());
 
         let man8 = include_str!("../../man/wsgid.8");
         let man5 = include_str!("../../man/wsgid.toml.5");

@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::cli::Cli;
 use super::file::FileConfig;
-use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Settings, Timeouts};
+use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Recycle, Settings, Timeouts};
 use super::values::{
     check_env_name, check_env_value, format_listen_addr, format_size, normalize_mount,
     parse_listen_addr, BodyLimit, OneOrMany,
@@ -57,6 +57,9 @@ pub const MAX_SCGI_HEADER: usize = Params::MAX_BYTES;
 /// A worker posts its connection count on the board in a `u32` slot.
 pub const MAX_CONNECTIONS: usize = crate::board::MAX_COUNT;
 /// Buffered bytes are counted against the lengths of `Vec`s, which hold at most
+/// The shortest `max_lifetime` and `max_cpu_time`: a worker replaced more often than this
+/// would spend its life loading the application.
+pub const MIN_RECYCLE_MS: u64 = 1000;
 /// `isize::MAX` bytes.
 pub const MAX_BUFFER: usize = isize::MAX as usize;
 
@@ -133,25 +136,6 @@ pub fn merge(
             .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf),
     };
     let mut problems = Problems::default();
-
-    // gunicorn's and uWSGI's max-requests recycle a worker after N requests: a user who
-    // sets it here means that, not a limit on requests at once.
-    if let Some(old) = m.pick(
-        "max_requests",
-        cli.max_requests.clone().map(drop),
-        f.max_requests.clone().map(drop),
-    ) {
-        let new = if old.from_cli {
-            "--max-in-flight"
-        } else {
-            "max_in_flight"
-        };
-        problems.add(old.err(format!(
-            "there is no such setting: the number of requests one worker holds at once is \
-             {new}; recycling a worker after N requests (what max-requests means in gunicorn \
-             and uWSGI) is not supported yet"
-        )));
-    }
 
     let app = match m.pick("app", cli.app.clone(), f.app.clone()) {
         Some(app) => {
@@ -307,6 +291,49 @@ pub fn merge(
         ),
     };
 
+    let recycle = Recycle {
+        // 0 is gunicorn's and uWSGI's "never".
+        max_requests: m
+            .pick("max_requests", cli.max_requests, f.max_requests)
+            .and_then(|p| (p.value > 0).then_some(p.value)),
+        max_requests_jitter: m
+            .pick(
+                "max_requests_jitter",
+                cli.max_requests_jitter,
+                f.max_requests_jitter,
+            )
+            .map_or(0, |p| p.value),
+        max_rss: problems
+            .take(
+                m.pick("max_rss", cli.max_rss, f.max_rss.map(|s| s.0))
+                    .map(|p| size(Some(p), 0, usize::MAX).map(|n| n as u64))
+                    .transpose(),
+            )
+            .flatten(),
+        max_cpu_time_ms: problems
+            .take(
+                m.pick(
+                    "max_cpu_time",
+                    cli.max_cpu_time,
+                    f.max_cpu_time.map(|d| d.0),
+                )
+                .map(|p| millis(Some(p), 0, MIN_RECYCLE_MS))
+                .transpose(),
+            )
+            .flatten(),
+        max_lifetime_ms: problems
+            .take(
+                m.pick(
+                    "max_lifetime",
+                    cli.max_lifetime,
+                    f.max_lifetime.map(|d| d.0),
+                )
+                .map(|p| millis(Some(p), 0, MIN_RECYCLE_MS))
+                .transpose(),
+            )
+            .flatten(),
+    };
+
     let max_connections = problems
         .take(count_within(
             m.pick("max_connections", cli.max_connections, f.max_connections),
@@ -366,6 +393,7 @@ pub fn merge(
         env,
         limits,
         timeouts,
+        recycle,
         max_connections,
         max_in_flight,
         output_buffer,

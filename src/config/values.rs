@@ -138,8 +138,8 @@ pub fn parse_body_limit(s: &str) -> Result<BodyLimit, String> {
         .map_err(|e| format!("{e}, or \"unlimited\""))
 }
 
-/// Parses a duration: seconds (fractions allowed), or a number with an `ms`, `s` or `m`
-/// suffix. Returns milliseconds, rounded to the nearest one.
+/// Parses a duration: seconds (fractions allowed), or a number with an `ms`, `s`, `m`, `h`
+/// or `d` suffix. Returns milliseconds, rounded to the nearest one.
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -148,6 +148,10 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86400.0)
     } else {
         (t, 1.0)
     };
@@ -156,7 +160,7 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     match num.parse::<f64>() {
         Ok(v) if plain => seconds_to_ms(v * scale).map_err(|e| format!("{s:?}: {e}")),
         _ => Err(format!(
-            "{s:?} is not a duration (expected seconds such as 30 or 0.5, or 250ms, 2m)"
+            "{s:?} is not a duration (expected seconds such as 30 or 0.5, or 250ms, 2m, 1h, 1d)"
         )),
     }
 }
@@ -415,11 +419,13 @@ mod tests {
         assert_eq!(parse_duration_ms("1.5s"), Ok(1500));
         assert_eq!(parse_duration_ms("250ms"), Ok(250));
         assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("1.5d"), Ok(129_600_000));
         assert_eq!(parse_duration_ms("0"), Ok(0));
         assert_eq!(parse_duration_ms("0.0004"), Ok(0));
         assert_eq!(parse_duration_ms("31536000"), Ok(MAX_DURATION_MS));
         for bad in [
-            "", "-1", "x", "1h", "nan", "inf", "1e3", "31536001", "s", "ms",
+            "", "-1", "x", "1x", "h", "d", "nan", "inf", "1e3", "31536001", "s", "ms", "366d",
         ] {
             assert!(parse_duration_ms(bad).is_err(), "{bad:?} accepted");
         }

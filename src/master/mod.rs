@@ -8,9 +8,13 @@
 pub mod backoff;
 pub mod listeners;
 pub mod notify;
+pub mod pool;
+pub mod recycle;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
+pub mod usage;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -108,8 +112,9 @@ fn check_app(image: &Image, settings: Settings) -> Result<(), String> {
         listeners: Vec::new(),
         index: 0,
         ready_fd: None,
-        board_fd: None,
+        board: None,
         check_only: true,
+        max_requests: None,
     };
     let spawned = spawn::spawn_worker(image, spec, false)
         .map_err(|e| format!("cannot start a worker: {e}"))?;

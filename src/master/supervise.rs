@@ -1,30 +1,27 @@
-//! The supervision loop: starts the workers, waits until each is ready, replaces those that
-//! die (with backoff, vacating their slot on the connection board), and on SIGTERM or SIGINT
-//! forwards the signal, waits for the workers to finish their requests, kills stragglers,
-//! and returns the exit status.
+//! The supervision loop: starts each application's workers (`pool`), waits until each is
+//! ready, keeps them serving (replacing the dead with backoff and the recycled gracefully),
+//! and on SIGTERM or SIGINT forwards the signal, waits for the workers to finish their
+//! requests, kills stragglers, and returns the exit status.
 //!
 //! The loop is single-threaded and sleeps in poll(2) on the signals' self-pipe and the
-//! workers' ready pipes; every wake-up re-reads signals, ready pipes and exited children.
+//! workers' report pipes, or until the next timer (a respawn, a recycling check, a
+//! deadline); every wake-up re-reads signals, report pipes and exited children.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal as Sig};
+use nix::sys::signal::Signal as Sig;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
-use super::backoff::Backoff;
 use super::listeners::Listener;
 use super::notify::notify;
+use super::pool::{self, Exited, Pool};
 use super::signals::{Signal, Signals};
-use super::spawn::{spawn_worker, Image};
+use super::spawn::Image;
 use super::{EXIT_FAILURE, EXIT_OK};
-use crate::board::Board;
-use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED, LOADED, READY};
+use crate::config::{Settings, EXIT_APP_LOAD_FAILED};
+use std::os::fd::AsFd;
 
 /// Added to the graceful and interrupt timeouts before stragglers are killed: the workers
 /// apply the timeout themselves, the master only backs them up.
@@ -34,16 +31,11 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Supervisor {
-    settings: Settings,
-    /// What workers are started from.
-    image: Image,
+    /// Open for the workers to inherit; closed (and socket files removed) on drop.
     listeners: Vec<Listener>,
-    inherited: Vec<InheritedListener>,
+    pools: Vec<Pool>,
     signals: Signals,
-    slots: Vec<Slot>,
     phase: Phase,
-    /// With more than one worker: the connection board and the descriptor workers map.
-    board: Option<(Board, OwnedFd)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,24 +51,14 @@ enum Phase {
     },
 }
 
-/// One of the `processes` worker positions.
-struct Slot {
-    index: usize,
-    worker: Option<Worker>,
-    backoff: Backoff,
-    respawn_at: Option<Instant>,
-    /// Some worker in this slot has been ready (startup needs each slot ready once).
-    ever_ready: bool,
-}
-
-struct Worker {
-    pid: Pid,
-    started: Instant,
-    /// Open until the ready byte or end of file arrives.
-    ready_pipe: Option<File>,
-    /// It loaded the application: a later exit is not a failure to load.
-    loaded: bool,
-    ready: bool,
+impl Phase {
+    fn of_pools(self) -> pool::Phase {
+        match self {
+            Phase::Starting => pool::Phase::Starting,
+            Phase::Running => pool::Phase::Running,
+            Phase::Stopping { .. } => pool::Phase::Stopping,
+        }
+    }
 }
 
 impl Supervisor {
@@ -87,56 +69,34 @@ impl Supervisor {
         signals: Signals,
     ) -> Supervisor {
         let inherited = listeners.iter().map(Listener::inherited).collect();
-        let slots = (0..settings.processes)
-            .map(|index| Slot {
-                index,
-                worker: None,
-                backoff: Backoff::default(),
-                respawn_at: None,
-                ever_ready: false,
-            })
-            .collect();
-        let board = if settings.processes > 1 {
-            Board::create(settings.processes)
-                .map_err(|e| {
-                    tracing::warn!("no connection board, workers will not spread connections: {e}")
-                })
-                .ok()
-        } else {
-            None
-        };
         Supervisor {
-            settings,
-            image,
             listeners,
-            inherited,
+            pools: vec![Pool::new(settings, image, inherited)],
             signals,
-            slots,
             phase: Phase::Starting,
-            board,
         }
     }
 
     /// Runs until the workers are stopped; returns the exit status. The listeners (and their
     /// socket files) are closed when the supervisor is dropped.
     pub fn run(mut self) -> u8 {
-        tracing::info!(
-            "starting {} for {}",
-            plural(self.settings.processes, "worker"),
-            self.settings.app
-        );
-        for i in 0..self.slots.len() {
-            if !self.start(i) {
-                self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
-                break;
-            }
+        for p in &mut self.pools {
+            tracing::info!(
+                "starting {} for {}",
+                plural(p.settings().processes, "worker"),
+                p.settings().app
+            );
+        }
+        if !self.pools.iter_mut().all(Pool::start_all) {
+            self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
         }
         loop {
             for signal in self.signals.take() {
                 self.on_signal(signal);
             }
-            for i in 0..self.slots.len() {
-                self.read_ready(i);
+            let phase = self.phase.of_pools();
+            for p in &mut self.pools {
+                p.read_reports(phase);
             }
             self.reap();
             if let Some(exit) = self.advance() {
@@ -146,65 +106,57 @@ impl Supervisor {
         }
     }
 
-    fn interrupt_timeout(&self) -> Duration {
-        Duration::from_millis(self.settings.timeouts.interrupt_ms)
+    /// The longest of the pools' graceful timeouts.
+    fn graceful_timeout(&self) -> Duration {
+        let ms = self
+            .pools
+            .iter()
+            .map(|p| p.settings().timeouts.graceful_ms)
+            .max();
+        Duration::from_millis(ms.unwrap_or(0))
     }
 
-    /// Starts the worker of slot `i`; false (logged) if it could not be started.
-    fn start(&mut self, i: usize) -> bool {
-        let spec = WorkerSpec {
-            settings: self.settings.clone(),
-            listeners: self.inherited.clone(),
-            index: i,
-            ready_fd: None,
-            board_fd: self.board.as_ref().map(|(_, fd)| fd.as_raw_fd()),
-            check_only: false,
-        };
-        match spawn_worker(&self.image, spec, true) {
-            Ok(spawned) => {
-                tracing::info!("worker {i} (pid {}) started", spawned.pid);
-                self.slots[i].worker = Some(Worker {
-                    pid: spawned.pid,
-                    started: Instant::now(),
-                    ready_pipe: spawned.ready,
-                    loaded: false,
-                    ready: false,
-                });
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot start worker {i}: {e}");
-                false
-            }
-        }
+    /// The longest of the pools' interrupt timeouts.
+    fn interrupt_timeout(&self) -> Duration {
+        let ms = self
+            .pools
+            .iter()
+            .map(|p| p.settings().timeouts.interrupt_ms)
+            .max();
+        Duration::from_millis(ms.unwrap_or(0))
+    }
+
+    fn live(&self) -> usize {
+        self.pools.iter().map(Pool::live).sum()
     }
 
     fn on_signal(&mut self, signal: Signal) {
-        let t = self.settings.timeouts;
         match signal {
             Signal::Term => {
                 if matches!(self.phase, Phase::Stopping { .. }) {
                     tracing::info!("SIGTERM: already stopping");
                     return;
                 }
+                let t = self.graceful_timeout();
                 tracing::info!(
                     "SIGTERM: stopping {} (graceful timeout {:.3} s)",
                     plural(self.live(), "worker"),
-                    t.graceful_ms as f64 / 1000.0
+                    t.as_secs_f64()
                 );
-                self.begin_stop(Sig::SIGTERM, Duration::from_millis(t.graceful_ms), EXIT_OK);
+                self.begin_stop(Sig::SIGTERM, t, EXIT_OK);
             }
             Signal::Int => {
+                let t = self.interrupt_timeout();
                 tracing::info!(
                     "SIGINT: stopping {} (interrupt timeout {:.3} s)",
                     plural(self.live(), "worker"),
-                    t.interrupt_ms as f64 / 1000.0
+                    t.as_secs_f64()
                 );
                 let exit = match self.phase {
                     Phase::Stopping { exit, .. } => exit,
                     _ => EXIT_OK,
                 };
-                self.begin_stop(Sig::SIGINT, self.interrupt_timeout(), exit);
+                self.begin_stop(Sig::SIGINT, t, exit);
             }
             Signal::Hup => {
                 tracing::warn!("SIGHUP: reloading is not supported yet; ignored");
@@ -234,79 +186,10 @@ impl Supervisor {
                     exit,
                 };
                 notify("STOPPING=1");
-                for slot in &mut self.slots {
-                    slot.respawn_at = None;
-                }
             }
         }
-        self.signal_all(sig);
-    }
-
-    fn signal_all(&self, sig: Sig) {
-        for slot in &self.slots {
-            if let Some(w) = &slot.worker {
-                if let Err(e) = kill(w.pid, sig) {
-                    if e != Errno::ESRCH {
-                        tracing::warn!(
-                            "cannot send {sig} to worker {} (pid {}): {e}",
-                            slot.index,
-                            w.pid
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    fn live(&self) -> usize {
-        self.slots.iter().filter(|s| s.worker.is_some()).count()
-    }
-
-    /// Reads slot `i`'s ready pipe, if it is still open: `LOADED`, then `READY`.
-    fn read_ready(&mut self, i: usize) {
-        let starting = matches!(self.phase, Phase::Starting);
-        let slot = &mut self.slots[i];
-        let Some(w) = &mut slot.worker else { return };
-        let Some(pipe) = &mut w.ready_pipe else {
-            return;
-        };
-        let mut bytes = [0u8; 2];
-        match pipe.read(&mut bytes) {
-            Ok(n @ 1..) => {
-                for &byte in &bytes[..n] {
-                    match byte {
-                        LOADED => w.loaded = true,
-                        READY => {
-                            w.loaded = true;
-                            w.ready = true;
-                        }
-                        other => tracing::warn!(
-                            "worker {i} (pid {}): unexpected byte {other:#04x} on its ready pipe",
-                            w.pid
-                        ),
-                    }
-                }
-                // Without READY yet, the pipe stays in the poll for it.
-                if w.ready {
-                    w.ready_pipe = None;
-                    slot.ever_ready = true;
-                    if starting {
-                        tracing::debug!("worker {i} (pid {}) ready", w.pid);
-                    } else {
-                        tracing::info!("worker {i} (pid {}) ready", w.pid);
-                    }
-                }
-            }
-            Ok(0) => {
-                w.ready_pipe = None;
-                tracing::debug!("worker {i} (pid {}) closed its ready pipe unready", w.pid);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                w.ready_pipe = None;
-                tracing::warn!("worker {i} (pid {}): ready pipe: {e}", w.pid);
-            }
+        for p in &mut self.pools {
+            p.signal_all(sig);
         }
     }
 
@@ -326,58 +209,39 @@ impl Supervisor {
             if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                 continue;
             }
-            match self
-                .slots
-                .iter()
-                .position(|s| s.worker.as_ref().is_some_and(|w| w.pid == pid))
-            {
-                Some(i) => self.on_exit(i, status),
-                None => tracing::debug!("reaped unknown child {pid}: {}", describe(status, false)),
+            let phase = self.phase.of_pools();
+            let mut outcome = Exited::NotOurs;
+            for p in &mut self.pools {
+                outcome = p.on_exit(pid, status, phase);
+                if outcome != Exited::NotOurs {
+                    break;
+                }
             }
-        }
-    }
-
-    fn on_exit(&mut self, i: usize, status: WaitStatus) {
-        // The ready byte may have arrived just before the exit.
-        self.read_ready(i);
-        let slot = &mut self.slots[i];
-        let Some(w) = slot.worker.take() else { return };
-        if let Some((board, _)) = &self.board {
-            board.vacate(i);
-        }
-        let how = describe(status, w.loaded);
-        let pid = w.pid;
-        match self.phase {
-            Phase::Stopping { .. } => tracing::info!("worker {i} (pid {pid}) {how}"),
-            Phase::Starting if !slot.ever_ready => {
-                tracing::error!("worker {i} (pid {pid}) {how} before it was ready; stopping");
-                self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
-            }
-            Phase::Starting | Phase::Running => {
-                let delay = slot.backoff.after_exit(w.started.elapsed());
-                slot.respawn_at = Some(Instant::now() + delay);
-                let delay = delay.as_secs_f64();
-                match status {
-                    WaitStatus::Exited(_, 0) => {
-                        tracing::info!("worker {i} (pid {pid}) {how}; replacing it in {delay} s")
-                    }
-                    _ => tracing::error!("worker {i} (pid {pid}) {how}; replacing it in {delay} s"),
+            match outcome {
+                Exited::NotOurs => {
+                    tracing::debug!("reaped unknown child {pid}: {}", describe(status, false))
+                }
+                Exited::Handled => {}
+                Exited::Fatal => {
+                    self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE)
                 }
             }
         }
     }
 
-    /// Moves the phase on and starts due replacements; returns the exit status once done.
+    /// Moves the phase on and lets the pools start due replacements; returns the exit
+    /// status once done.
     fn advance(&mut self) -> Option<u8> {
         let now = Instant::now();
         match self.phase {
-            Phase::Starting if self.slots.iter().all(|s| s.ever_ready) => {
+            Phase::Starting if self.pools.iter().all(Pool::all_ready_once) => {
                 self.phase = Phase::Running;
                 let listening: Vec<String> =
                     self.listeners.iter().map(Listener::describe).collect();
+                let workers = self.pools.iter().map(|p| p.settings().processes).sum();
                 let status = format!(
                     "{}, listening on {}",
-                    plural(self.slots.len(), "worker"),
+                    plural(workers, "worker"),
                     listening.join(", ")
                 );
                 tracing::info!("wsgid ready: {status}");
@@ -404,7 +268,9 @@ impl Supervisor {
                         "{} did not stop in time; killing",
                         plural(self.live(), "worker")
                     );
-                    self.signal_all(Sig::SIGKILL);
+                    for p in &mut self.pools {
+                        p.signal_all(Sig::SIGKILL);
+                    }
                     self.phase = Phase::Stopping {
                         deadline: now + KILL_WAIT,
                         killed: true,
@@ -415,26 +281,17 @@ impl Supervisor {
             }
             _ => {}
         }
-        for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
-            if slot.worker.is_some() || slot.respawn_at.is_none_or(|t| t > now) {
-                continue;
-            }
-            slot.respawn_at = None;
-            if !self.start(i) {
-                let slot = &mut self.slots[i];
-                let delay = slot.backoff.after_exit(Duration::ZERO);
-                slot.respawn_at = Some(Instant::now() + delay);
-            }
+        for p in &mut self.pools {
+            p.advance(now);
         }
         None
     }
 
-    /// Sleeps until a signal, a ready byte, or the next timer (a respawn or a deadline).
+    /// Sleeps until a signal, a report, or the next timer.
     fn wait(&self) {
         let next = match self.phase {
             Phase::Stopping { deadline, .. } => Some(deadline),
-            _ => self.slots.iter().filter_map(|s| s.respawn_at).min(),
+            _ => self.pools.iter().filter_map(Pool::next_timer).min(),
         };
         let timeout = match next {
             None => PollTimeout::NONE,
@@ -447,10 +304,11 @@ impl Supervisor {
             }
         };
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
-        for slot in &self.slots {
-            if let Some(pipe) = slot.worker.as_ref().and_then(|w| w.ready_pipe.as_ref()) {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
-            }
+        for p in &self.pools {
+            fds.extend(
+                p.report_pipes()
+                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
+            );
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -495,6 +353,7 @@ fn plural(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::unistd::Pid;
 
     #[test]
     fn exit_statuses_are_described() {

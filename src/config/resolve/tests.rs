@@ -320,23 +320,40 @@ fn counts_at_and_past_their_bounds() {
     }
 }
 
-/// Elsewhere (gunicorn, uWSGI) max-requests recycles a worker after N requests: the old
-/// spelling of max_in_flight is refused, naming the new one, rather than taken to mean that.
+/// max_requests means what it means in gunicorn and uWSGI: replace a worker after N
+/// requests, 0 being never; the other recycling limits are checked too.
 #[test]
-fn max_requests_is_refused_naming_max_in_flight() {
-    let e = err(run(&["a:b", "--max-requests", "5"]));
-    assert!(e.starts_with("--max-requests: "), "{e}");
-    assert!(e.contains("--max-in-flight"), "{e}");
-    let e = err(with_file(&[], "app = \"a:b\"\nmax_requests = 5"));
-    assert!(
-        e.starts_with("max_requests in /etc/wsgid/site.toml: "),
-        "{e}"
+fn recycling_limits() {
+    let s = run(&["a:b", "--max-requests", "5", "--max-requests-jitter", "2"]).unwrap();
+    assert_eq!(s.recycle.max_requests, Some(5));
+    assert_eq!(s.recycle.max_requests_jitter, 2);
+    let s = run(&["a:b", "--max-requests", "0"]).unwrap();
+    assert_eq!(s.recycle, Recycle::default());
+    let s = with_file(
+        &[],
+        "app = \"a:b\"\nmax_requests = 7\nmax_rss = \"64M\"\nmax_cpu_time = \"1h\"\n\
+         max_lifetime = \"1d\"",
+    )
+    .unwrap();
+    assert_eq!(
+        s.recycle,
+        Recycle {
+            max_requests: Some(7),
+            max_requests_jitter: 0,
+            max_rss: Some(64 << 20),
+            max_cpu_time_ms: Some(3_600_000),
+            max_lifetime_ms: Some(86_400_000),
+        }
     );
-    assert!(e.contains("max_in_flight"), "{e}");
-    let s = run(&["a:b", "--max-in-flight", "5"]).unwrap();
-    assert_eq!(s.max_in_flight, 5);
-    let s = with_file(&[], "app = \"a:b\"\nmax_in_flight = 7").unwrap();
-    assert_eq!(s.max_in_flight, 7);
+    // At and past the boundaries.
+    assert!(run(&["a:b", "--max-lifetime", "1"]).is_ok());
+    let e = err(run(&["a:b", "--max-lifetime", "0.999"]));
+    assert_eq!(e, "--max-lifetime: must be at least 1000 ms (got 999 ms)");
+    let e = err(run(&["a:b", "--max-cpu-time", "0"]));
+    assert_eq!(e, "--max-cpu-time: must be at least 1000 ms (got 0 ms)");
+    assert!(run(&["a:b", "--max-rss", "1"]).is_ok());
+    let e = err(run(&["a:b", "--max-rss", "0"]));
+    assert_eq!(e, "--max-rss: must be at least 1 byte");
 }
 
 #[test]
@@ -540,7 +557,7 @@ fn resolve_reads_the_file_relative_to_cwd() {
     // The file's problems and the others come together; a refused app is not also missing.
     std::fs::write(
         dir.path().join("bad.toml"),
-        "app = 3\nthreads = \"two\"\nmax_requests = 2\nprocesses = 0\n",
+        "app = 3\nthreads = \"two\"\nmax_lifetime = 0\nprocesses = 0\n",
     )
     .unwrap();
     let e = resolve(&cli(&["--config", "bad.toml"]), &c).unwrap_err().0;
@@ -557,11 +574,11 @@ fn resolve_reads_the_file_relative_to_cwd() {
         "{e}"
     );
     assert!(
-        lines[2].starts_with(&format!("max_requests in {file}: ")),
+        lines[2].starts_with(&format!("processes in {file}: ")),
         "{e}"
     );
     assert!(
-        lines[3].starts_with(&format!("processes in {file}: ")),
+        lines[3].starts_with(&format!("max_lifetime in {file}: ")),
         "{e}"
     );
 }
