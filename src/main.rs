@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // --check promises 0 or 1.
     let config_error = if cli.check { EXIT_FAILURE } else { EXIT_USAGE };
-    let settings = match Context::from_process().and_then(|ctx| resolve::resolve(&cli, &ctx)) {
-        Ok(s) => s,
+    let config = match Context::from_process().and_then(|ctx| resolve::resolve(&cli, &ctx)) {
+        Ok(c) => c,
         Err(e) => {
             // One problem per line.
             for problem in e.to_string().lines() {
@@ -25,10 +25,10 @@ fn main() -> ExitCode {
             return ExitCode::from(config_error);
         }
     };
-    wsgid::logging::init(&settings.log_level, "master".into());
+    wsgid::logging::init(&config.log_level, "master".into());
     if cli.check {
-        master::check(settings)
+        master::check(config)
     } else {
-        master::run(settings)
+        master::run(config)
     }
 }

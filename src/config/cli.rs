@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::settings::ListenAddr;
+use super::settings::{Listen, ListenAddr};
 use super::values::{
-    parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen_addr, parse_mode, parse_size,
-    BodyLimit,
+    parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen, parse_listen_addr,
+    parse_mode, parse_size, BodyLimit,
 };
 
 const AFTER_HELP: &str = "\
@@ -38,6 +38,14 @@ pub struct Cli {
     /// .py/.wsgi file whose `application` is served (path.py:name for another callable)
     #[arg(value_name = "APP")]
     pub app: Option<String>,
+
+    /// The application's name, in logs, process titles and `wsgid status` [default: none]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Listen on fastcgi:ADDR or scgi:ADDR (repeatable)
+    #[arg(long, value_name = "PROTOCOL:ADDR", value_parser = parse_listen)]
+    pub listen: Vec<Listen>,
 
     /// Listen for FastCGI on ADDR (repeatable)
     #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
@@ -78,6 +86,11 @@ pub struct Cli {
     /// Extra environment variable for workers (repeatable)
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
+
+    /// Unix socket on which the master answers `wsgid status` and `wsgid reload`
+    /// [default: none]
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 
     /// TOML configuration file; options given here override it
     #[arg(long, value_name = "FILE")]

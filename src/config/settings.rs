@@ -56,6 +56,9 @@ pub struct Listen {
 /// Everything a worker needs to know about the application and how to serve it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The application's name among several (in logs, titles, `wsgid status`); "" when
+    /// none was given.
+    pub name: String,
     /// `module:callable`, `path.py`, or `path.py:callable`.
     pub app: String,
     pub listen: Vec<Listen>,

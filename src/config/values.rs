@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::settings::{ListenAddr, WORKER_SPEC_ENV};
+use super::settings::{Listen, ListenAddr, Protocol, WORKER_SPEC_ENV};
 
 /// The longest duration any timeout accepts: one year, in milliseconds.
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
@@ -59,6 +59,42 @@ pub fn parse_listen_addr(s: &str) -> Result<ListenAddr, String> {
         "; the host must be an IP address or localhost".to_string()
     };
     Err(format!("{s:?} is not a listen address ({FORMS}){hint}"))
+}
+
+/// Parses `fastcgi:ADDR` or `scgi:ADDR` (the `listen` key and `--listen`).
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    let (protocol, addr) = if let Some(a) = s.strip_prefix("fastcgi:") {
+        (Protocol::Fastcgi, a)
+    } else if let Some(a) = s.strip_prefix("scgi:") {
+        (Protocol::Scgi, a)
+    } else {
+        return Err(format!(
+            "{s:?} does not say its protocol: write fastcgi:ADDR or scgi:ADDR, such as \
+             \"fastcgi:127.0.0.1:9000\" or \"scgi:unix:/run/wsgid/app.sock\""
+        ));
+    };
+    Ok(Listen {
+        protocol,
+        addr: parse_listen_addr(addr)?,
+    })
+}
+
+/// Checks an app's name: 1 to 64 letters, digits, `_`, `-` and `.`, starting with a
+/// letter or digit (it names the app in logs, process titles and `wsgid status`).
+pub fn check_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a name: 1 to 64 letters, digits, '_', '-' or '.', starting with a \
+             letter or digit"
+        ))
+    }
 }
 
 /// Writes an address the way `parse_listen_addr` reads it.

@@ -1,7 +1,8 @@
 //! The master process: opens the listeners, starts and supervises the workers, handles
 //! signals. It never initialises Python.
 //!
-//! `run` serves; `check` starts one worker that loads the application and exits (`--check`).
+//! `run` serves; `check` starts, for each application, one worker that loads it and exits
+//! (`--check`).
 //! Exit statuses: `EXIT_OK` after a clean stop, `EXIT_FAILURE` when a listener cannot be
 //! opened or a worker fails before it is ready, `EXIT_USAGE` for configuration errors.
 
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 
+use crate::config::resolve::Config;
 use crate::config::{Settings, WorkerSpec};
 use listeners::ActivationEnv;
 use signals::Signals;
@@ -31,38 +33,46 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
-/// Serves `settings` until SIGTERM or SIGINT. With no listener configured, uses one passed
-/// in on fd 0 or by systemd socket activation.
-pub fn run(mut settings: Settings) -> ExitCode {
-    if settings.listen.is_empty() {
-        match listeners::detect_inherited(&ActivationEnv::from_process()) {
-            Ok(found) if !found.is_empty() => settings.listen = found,
-            Ok(_) => {
-                tracing::error!("no listener: give --fastcgi or --scgi");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::from(EXIT_USAGE);
+/// Serves every application of `config` until SIGTERM or SIGINT. With one application and
+/// no listener configured, uses one passed in on fd 0 or by systemd socket activation.
+pub fn run(mut config: Config) -> ExitCode {
+    if let [settings] = config.apps.as_mut_slice() {
+        if settings.listen.is_empty() {
+            match listeners::detect_inherited(&ActivationEnv::from_process()) {
+                Ok(found) if !found.is_empty() => settings.listen = found,
+                Ok(_) => {
+                    tracing::error!("no listener: give --fastcgi or --scgi");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
             }
         }
     }
-    // Listeners first: inherited descriptor numbers must be checked before the master
-    // opens descriptors of its own.
-    let listeners = match listeners::open_all(&settings.listen, settings.socket_mode) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(EXIT_FAILURE);
+    // Listeners first, every application's: inherited descriptor numbers must be checked
+    // before the master opens descriptors of its own.
+    let mut opened = Vec::with_capacity(config.apps.len());
+    for settings in &config.apps {
+        match listeners::open_all(&settings.listen, settings.socket_mode) {
+            Ok(l) => opened.push(l),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
         }
-    };
-    let image = match Image::find(&settings) {
-        Ok(image) => image,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(EXIT_FAILURE);
+    }
+    let mut apps = Vec::with_capacity(config.apps.len());
+    for (settings, listeners) in config.apps.into_iter().zip(opened) {
+        match Image::find(&settings) {
+            Ok(image) => apps.push((settings, image, listeners)),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
         }
-    };
+    }
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -70,24 +80,35 @@ pub fn run(mut settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    ExitCode::from(Supervisor::new(settings, image, listeners, signals).run())
+    ExitCode::from(Supervisor::new(apps, signals).run())
 }
 
 /// `--check`: checks that every listener could be opened (`listeners::probe`), then starts
 /// one worker that loads the application without serving, and reports every problem found.
-pub fn check(settings: Settings) -> ExitCode {
-    let mut problems: Vec<String> = settings
-        .listen
-        .iter()
-        .filter_map(|l| listeners::probe(l).err())
-        .collect();
-    match Image::find(&settings) {
-        Ok(image) => {
-            if let Err(e) = check_app(&image, settings) {
-                problems.push(e);
+pub fn check(config: Config) -> ExitCode {
+    let mut problems: Vec<String> = Vec::new();
+    let several = config.apps.len() > 1;
+    for settings in config.apps {
+        let of = if several {
+            format!("app {}: ", settings.name)
+        } else {
+            String::new()
+        };
+        problems.extend(
+            settings
+                .listen
+                .iter()
+                .filter_map(|l| listeners::probe(l).err())
+                .map(|e| format!("{of}{e}")),
+        );
+        match Image::find(&settings) {
+            Ok(image) => {
+                if let Err(e) = check_app(&image, settings) {
+                    problems.push(format!("{of}{e}"));
+                }
             }
+            Err(e) => problems.push(format!("{of}{e}")),
         }
-        Err(e) => problems.push(e),
     }
     if problems.is_empty() {
         println!("configuration OK");

@@ -17,6 +17,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 use super::backoff::Backoff;
+use super::listeners::Listener;
 use super::recycle::{self, Reason};
 use super::spawn::{spawn_worker, Image};
 use super::supervise::{describe, STOP_MARGIN};
@@ -26,7 +27,11 @@ use crate::board::Board;
 use crate::config::{BoardPlace, InheritedListener, Settings, WorkerSpec};
 
 pub struct Pool {
+    /// "" or "NAME ", before "worker N" in the log.
+    label: String,
     settings: Settings,
+    /// Open for the workers to inherit; closed (and socket files removed) on drop.
+    listeners: Vec<Listener>,
     image: Image,
     inherited: Vec<InheritedListener>,
     slots: Vec<Slot>,
@@ -72,8 +77,9 @@ pub enum Phase {
 }
 
 impl Pool {
-    pub fn new(settings: Settings, image: Image, inherited: Vec<InheritedListener>) -> Pool {
+    pub fn new(settings: Settings, image: Image, listeners: Vec<Listener>) -> Pool {
         let n = settings.processes;
+        let inherited = listeners.iter().map(Listener::inherited).collect();
         let slots = (0..n)
             .map(|index| Slot {
                 index,
@@ -98,7 +104,13 @@ impl Pool {
         let next_usage_check = recycle::watches_usage(&settings.recycle)
             .then(|| Instant::now() + recycle::CHECK_INTERVAL);
         Pool {
+            label: if settings.name.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", settings.name)
+            },
             settings,
+            listeners,
             image,
             inherited,
             slots,
@@ -110,6 +122,10 @@ impl Pool {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
     }
 
     /// Starts every slot's first worker; false (logged) if one could not be started.
@@ -172,7 +188,7 @@ impl Pool {
                 .chain(s.retiring.iter())
                 .map(move |w| (s.index, w))
         }) {
-            signal(i, w.pid, sig);
+            signal(&self.label, i, w.pid, sig);
         }
     }
 
@@ -215,18 +231,18 @@ impl Pool {
     fn read_slot(&mut self, i: usize, phase: Phase) {
         let slot = &mut self.slots[i];
         for w in &mut slot.retiring {
-            let who = who(i, w.pid);
+            let who = who(&self.label, i, w.pid);
             // Retiring workers may still ask (a stuck request): they are going already.
             let _ = w.read_report(&who);
         }
         if let Some(w) = &mut slot.current {
-            let news = w.read_report(&who(i, w.pid));
+            let news = w.read_report(&who(&self.label, i, w.pid));
             if news.ready {
                 slot.ever_ready = true;
                 if phase == Phase::Starting {
-                    tracing::debug!("{} ready", who(i, w.pid));
+                    tracing::debug!("{} ready", who(&self.label, i, w.pid));
                 } else {
-                    tracing::info!("{} ready", who(i, w.pid));
+                    tracing::info!("{} ready", who(&self.label, i, w.pid));
                 }
             }
             if let Some(reason) = news.replace {
@@ -237,7 +253,7 @@ impl Pool {
         }
         let slot = &mut self.slots[i];
         if let Some((w, reason)) = &mut slot.successor {
-            let news = w.read_report(&who(i, w.pid));
+            let news = w.read_report(&who(&self.label, i, w.pid));
             if news.ready {
                 let reason = *reason;
                 self.take_over(i, reason);
@@ -252,7 +268,10 @@ impl Pool {
         };
         let old = current.pid;
         let board_slot = self.other_board_slot(i, current.board_slot);
-        tracing::info!("{}: {reason}; starting its replacement", who(i, old));
+        tracing::info!(
+            "{}: {reason}; starting its replacement",
+            who(&self.label, i, old)
+        );
         match self.spawn(i, board_slot) {
             Some(w) => self.slots[i].successor = Some((w, reason)),
             None => self.retry_later(i, reason),
@@ -279,13 +298,13 @@ impl Pool {
             Some(mut old) => {
                 tracing::info!(
                     "{} replaced by pid {new_pid} ({reason}); it finishes its requests",
-                    who(i, old.pid)
+                    who(&self.label, i, old.pid)
                 );
-                signal(i, old.pid, Sig::SIGTERM);
+                signal(&self.label, i, old.pid, Sig::SIGTERM);
                 old.retiring = Some(Instant::now() + graceful + STOP_MARGIN);
                 slot.retiring.push(old);
             }
-            None => tracing::info!("{} ready", who(i, new_pid)),
+            None => tracing::info!("{} ready", who(&self.label, i, new_pid)),
         }
     }
 
@@ -318,11 +337,11 @@ impl Pool {
         };
         match spawn_worker(&self.image, spec, true) {
             Ok(spawned) => {
-                tracing::info!("worker {i} (pid {}) started", spawned.pid);
+                tracing::info!("{} started", who(&self.label, i, spawned.pid));
                 Some(Worker::new(spawned.pid, spawned.ready, board_slot))
             }
             Err(e) => {
-                tracing::error!("cannot start worker {i}: {e}");
+                tracing::error!("cannot start {}worker {i}: {e}", self.label);
                 None
             }
         }
@@ -343,7 +362,11 @@ impl Pool {
         if let Some(at) = slot.retiring.iter().position(|w| w.pid == pid) {
             let w = slot.retiring.swap_remove(at);
             self.vacate(w.board_slot);
-            tracing::info!("{} (replaced) {}", who(i, pid), describe(status, w.loaded));
+            tracing::info!(
+                "{} (replaced) {}",
+                who(&self.label, i, pid),
+                describe(status, w.loaded)
+            );
             return Exited::Handled;
         }
         if slot.successor.as_ref().is_some_and(|(w, _)| w.pid == pid) {
@@ -353,7 +376,7 @@ impl Pool {
             self.vacate(w.board_slot);
             let how = describe(status, w.loaded);
             if phase == Phase::Stopping {
-                tracing::info!("{} {how}", who(i, pid));
+                tracing::info!("{} {how}", who(&self.label, i, pid));
                 return Exited::Handled;
             }
             if self.slots[i].current.is_some() {
@@ -364,7 +387,7 @@ impl Pool {
                 tracing::error!(
                     "{} (a replacement) {how} before it was ready; the worker it was to \
                      replace goes on serving; trying again in {delay:.1} s",
-                    who(i, pid)
+                    who(&self.label, i, pid)
                 );
                 return Exited::Handled;
             }
@@ -381,7 +404,7 @@ impl Pool {
             if phase != Phase::Stopping {
                 tracing::error!(
                     "{} {}; its replacement (pid {}) is starting",
-                    who(i, pid),
+                    who(&self.label, i, pid),
                     describe(status, w.loaded),
                     successor.pid
                 );
@@ -399,11 +422,14 @@ impl Pool {
         let how = describe(status, w.loaded);
         match phase {
             Phase::Stopping => {
-                tracing::info!("{} {how}", who(i, pid));
+                tracing::info!("{} {how}", who(&self.label, i, pid));
                 Exited::Handled
             }
             Phase::Starting if !slot.ever_ready => {
-                tracing::error!("{} {how} before it was ready; stopping", who(i, pid));
+                tracing::error!(
+                    "{} {how} before it was ready; stopping",
+                    who(&self.label, i, pid)
+                );
                 Exited::Fatal
             }
             Phase::Starting | Phase::Running => {
@@ -412,9 +438,15 @@ impl Pool {
                 let delay = delay.as_secs_f64();
                 match status {
                     WaitStatus::Exited(_, 0) => {
-                        tracing::info!("{} {how}; replacing it in {delay} s", who(i, pid))
+                        tracing::info!(
+                            "{} {how}; replacing it in {delay} s",
+                            who(&self.label, i, pid)
+                        )
                     }
-                    _ => tracing::error!("{} {how}; replacing it in {delay} s", who(i, pid)),
+                    _ => tracing::error!(
+                        "{} {how}; replacing it in {delay} s",
+                        who(&self.label, i, pid)
+                    ),
                 }
                 Exited::Handled
             }
@@ -464,9 +496,9 @@ impl Pool {
                     w.retiring = None;
                     tracing::warn!(
                         "{} (replaced) did not finish within the graceful timeout; killing it",
-                        who(i, w.pid)
+                        who(&self.label, i, w.pid)
                     );
-                    signal(i, w.pid, Sig::SIGKILL);
+                    signal(&self.label, i, w.pid, Sig::SIGKILL);
                 }
             }
         }
@@ -501,15 +533,15 @@ impl Pool {
     }
 }
 
-/// "worker 0 (pid 1234)".
-fn who(i: usize, pid: Pid) -> String {
-    format!("worker {i} (pid {pid})")
+/// "worker 0 (pid 1234)", or "blog worker 0 (pid 1234)" for the app named blog.
+fn who(label: &str, i: usize, pid: Pid) -> String {
+    format!("{label}worker {i} (pid {pid})")
 }
 
-fn signal(i: usize, pid: Pid, sig: Sig) {
+fn signal(label: &str, i: usize, pid: Pid, sig: Sig) {
     if let Err(e) = kill(pid, sig) {
         if e != Errno::ESRCH {
-            tracing::warn!("cannot send {sig} to {}: {e}", who(i, pid));
+            tracing::warn!("cannot send {sig} to {}: {e}", who(label, i, pid));
         }
     }
 }

@@ -31,8 +31,6 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Supervisor {
-    /// Open for the workers to inherit; closed (and socket files removed) on drop.
-    listeners: Vec<Listener>,
     pools: Vec<Pool>,
     signals: Signals,
     phase: Phase,
@@ -62,16 +60,14 @@ impl Phase {
 }
 
 impl Supervisor {
-    pub fn new(
-        settings: Settings,
-        image: Image,
-        listeners: Vec<Listener>,
-        signals: Signals,
-    ) -> Supervisor {
-        let inherited = listeners.iter().map(Listener::inherited).collect();
+    /// A supervisor of one pool per application, each with its image and its opened
+    /// listeners.
+    pub fn new(apps: Vec<(Settings, Image, Vec<Listener>)>, signals: Signals) -> Supervisor {
         Supervisor {
-            listeners,
-            pools: vec![Pool::new(settings, image, inherited)],
+            pools: apps
+                .into_iter()
+                .map(|(settings, image, listeners)| Pool::new(settings, image, listeners))
+                .collect(),
             signals,
             phase: Phase::Starting,
         }
@@ -81,10 +77,16 @@ impl Supervisor {
     /// socket files) are closed when the supervisor is dropped.
     pub fn run(mut self) -> u8 {
         for p in &mut self.pools {
+            let s = p.settings();
+            let name = if s.name.is_empty() {
+                String::new()
+            } else {
+                format!(" (app {})", s.name)
+            };
             tracing::info!(
-                "starting {} for {}",
-                plural(p.settings().processes, "worker"),
-                p.settings().app
+                "starting {} for {}{name}",
+                plural(s.processes, "worker"),
+                s.app
             );
         }
         if !self.pools.iter_mut().all(Pool::start_all) {
@@ -236,8 +238,11 @@ impl Supervisor {
         match self.phase {
             Phase::Starting if self.pools.iter().all(Pool::all_ready_once) => {
                 self.phase = Phase::Running;
-                let listening: Vec<String> =
-                    self.listeners.iter().map(Listener::describe).collect();
+                let listening: Vec<String> = self
+                    .pools
+                    .iter()
+                    .flat_map(|p| p.listeners().iter().map(Listener::describe))
+                    .collect();
                 let workers = self.pools.iter().map(|p| p.settings().processes).sum();
                 let status = format!(
                     "{}, listening on {}",

@@ -81,8 +81,18 @@ pub fn main(raw: &str) -> u8 {
             return EXIT_APP_LOAD_FAILED;
         }
     };
-    crate::logging::init(&spec.settings.log_level, format!("worker-{}", spec.index));
-    title::set(&format!("wsgid: worker {}", spec.index));
+    let (tag, title) = match spec.settings.name.as_str() {
+        "" => (
+            format!("worker-{}", spec.index),
+            format!("wsgid: worker {}", spec.index),
+        ),
+        name => (
+            format!("{name}-{}", spec.index),
+            format!("wsgid: {name} worker {}", spec.index),
+        ),
+    };
+    crate::logging::init(&spec.settings.log_level, tag);
+    title::set(&title);
     run(spec)
 }
 
