@@ -15,7 +15,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // --check promises 0 or 1.
     let config_error = if cli.check { EXIT_FAILURE } else { EXIT_USAGE };
-    let config = match Context::from_process().and_then(|ctx| resolve::resolve(&cli, &ctx)) {
+    let ctx = match Context::from_process() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("wsgid: {e}");
+            return ExitCode::from(config_error);
+        }
+    };
+    let config = match resolve::resolve(&cli, &ctx) {
         Ok(c) => c,
         Err(e) => {
             // One problem per line.
@@ -29,6 +36,8 @@ fn main() -> ExitCode {
     if cli.check {
         master::check(config)
     } else {
-        master::run(config)
+        // A reload reads the configuration the same way, from the same command line.
+        let load = Box::new(move || resolve::resolve(&cli, &ctx).map_err(|e| e.0));
+        master::run(config, load)
     }
 }

@@ -11,6 +11,7 @@ pub mod listeners;
 pub mod notify;
 pub mod pool;
 pub mod recycle;
+mod reload;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
@@ -35,7 +36,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Serves every application of `config` until SIGTERM or SIGINT. With one application and
 /// no listener configured, uses one passed in on fd 0 or by systemd socket activation.
-pub fn run(mut config: Config) -> ExitCode {
+pub fn run(mut config: Config, load: supervise::Loader) -> ExitCode {
     if let [settings] = config.apps.as_mut_slice() {
         if settings.listen.is_empty() {
             match listeners::detect_inherited(&ActivationEnv::from_process()) {
@@ -80,7 +81,7 @@ pub fn run(mut config: Config) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    ExitCode::from(Supervisor::new(apps, signals).run())
+    ExitCode::from(Supervisor::new(apps, signals, load).run())
 }
 
 /// `--check`: checks that every listener could be opened (`listeners::probe`), then starts

@@ -9,6 +9,7 @@
 //! failure and does not back off.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -30,8 +31,17 @@ pub struct Pool {
     /// "" or "NAME ", before "worker N" in the log.
     label: String,
     settings: Settings,
-    /// Open for the workers to inherit; closed (and socket files removed) on drop.
-    listeners: Vec<Listener>,
+    /// Open for the workers to inherit; shared with the pool that replaces this one on a
+    /// reload (a socket is closed, and its file removed, when no pool holds it).
+    listeners: Vec<Rc<Listener>>,
+    /// This pool's number, unique in the master's life.
+    pub generation: u64,
+    /// The pool this one replaces once all its workers are ready (a reload).
+    pub replaces: Option<u64>,
+    pub started: Instant,
+    /// Told to stop (replaced, removed, or failed to start on a reload): until when its
+    /// workers may finish, and whether they were killed after it.
+    retiring: Option<(Instant, bool)>,
     image: Image,
     inherited: Vec<InheritedListener>,
     slots: Vec<Slot>,
@@ -77,9 +87,15 @@ pub enum Phase {
 }
 
 impl Pool {
-    pub fn new(settings: Settings, image: Image, listeners: Vec<Listener>) -> Pool {
+    pub fn new(
+        settings: Settings,
+        image: Image,
+        listeners: Vec<Rc<Listener>>,
+        generation: u64,
+        replaces: Option<u64>,
+    ) -> Pool {
         let n = settings.processes;
-        let inherited = listeners.iter().map(Listener::inherited).collect();
+        let inherited = listeners.iter().map(|l| l.inherited()).collect();
         let slots = (0..n)
             .map(|index| Slot {
                 index,
@@ -111,6 +127,10 @@ impl Pool {
             },
             settings,
             listeners,
+            generation,
+            replaces,
+            started: Instant::now(),
+            retiring: None,
             image,
             inherited,
             slots,
@@ -124,8 +144,39 @@ impl Pool {
         &self.settings
     }
 
-    pub fn listeners(&self) -> &[Listener] {
+    pub fn listeners(&self) -> &[Rc<Listener>] {
         &self.listeners
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// Where this pool is: `Stopping` once wsgid stops or the pool retires, `Starting`
+    /// until each of its slots has had a ready worker.
+    pub fn phase(&self, wsgid_stopping: bool) -> Phase {
+        if wsgid_stopping || self.retiring.is_some() {
+            Phase::Stopping
+        } else if !self.all_ready_once() {
+            Phase::Starting
+        } else {
+            Phase::Running
+        }
+    }
+
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.is_some()
+    }
+
+    /// Tells every worker to stop (SIGTERM: no new connections, finish what they hold
+    /// within the graceful timeout); they are killed a second after it.
+    pub fn retire(&mut self, now: Instant) {
+        if self.retiring.is_some() {
+            return;
+        }
+        let graceful = Duration::from_millis(self.settings.timeouts.graceful_ms);
+        self.retiring = Some((now + graceful + STOP_MARGIN, false));
+        self.signal_all(Sig::SIGTERM);
     }
 
     /// Starts every slot's first worker; false (logged) if one could not be started.
@@ -194,6 +245,9 @@ impl Pool {
 
     /// The next time `advance` has something to do.
     pub fn next_timer(&self) -> Option<Instant> {
+        if let Some((deadline, killed)) = self.retiring {
+            return (!killed).then_some(deadline);
+        }
         let lifetime = self
             .settings
             .recycle
@@ -462,6 +516,17 @@ impl Pool {
     /// Starts due respawns and replacements, recycles workers past their limits, and kills
     /// replaced workers that outstayed the graceful timeout. Only while running.
     pub fn advance(&mut self, now: Instant) {
+        if let Some((deadline, killed)) = self.retiring {
+            if !killed && now >= deadline {
+                tracing::warn!(
+                    "{} of a retired pool did not stop in time; killing",
+                    super::supervise::plural(self.live(), "worker")
+                );
+                self.signal_all(Sig::SIGKILL);
+                self.retiring = Some((deadline, true));
+            }
+            return;
+        }
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             if slot.current.is_none()

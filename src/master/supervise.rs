@@ -7,6 +7,7 @@
 //! workers' report pipes, or until the next timer (a respawn, a recycling check, a
 //! deadline); every wake-up re-reads signals, report pipes and exited children.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,10 +17,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::listeners::Listener;
 use super::notify::notify;
-use super::pool::{self, Exited, Pool};
+use super::pool::{Exited, Pool};
 use super::signals::{Signal, Signals};
 use super::spawn::Image;
 use super::{EXIT_FAILURE, EXIT_OK};
+use crate::config::resolve::Config;
 use crate::config::{Settings, EXIT_APP_LOAD_FAILED};
 use std::os::fd::AsFd;
 
@@ -30,8 +32,15 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 /// How long the master waits for killed workers to be reaped before it exits anyway.
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// Reads the configuration anew, for a reload.
+pub type Loader = Box<dyn Fn() -> Result<Config, String>>;
+
 pub struct Supervisor {
-    pools: Vec<Pool>,
+    /// Every application's pool, and on a reload their successors and the pools they
+    /// replace while those finish.
+    pub(super) pools: Vec<Pool>,
+    pub(super) next_generation: u64,
+    pub(super) load: Loader,
     signals: Signals,
     phase: Phase,
 }
@@ -49,25 +58,26 @@ enum Phase {
     },
 }
 
-impl Phase {
-    fn of_pools(self) -> pool::Phase {
-        match self {
-            Phase::Starting => pool::Phase::Starting,
-            Phase::Running => pool::Phase::Running,
-            Phase::Stopping { .. } => pool::Phase::Stopping,
-        }
-    }
-}
-
 impl Supervisor {
     /// A supervisor of one pool per application, each with its image and its opened
     /// listeners.
-    pub fn new(apps: Vec<(Settings, Image, Vec<Listener>)>, signals: Signals) -> Supervisor {
+    pub fn new(
+        apps: Vec<(Settings, Image, Vec<Listener>)>,
+        signals: Signals,
+        load: Loader,
+    ) -> Supervisor {
+        let pools: Vec<Pool> = apps
+            .into_iter()
+            .zip(0..)
+            .map(|((settings, image, listeners), generation)| {
+                let listeners = listeners.into_iter().map(Rc::new).collect();
+                Pool::new(settings, image, listeners, generation, None)
+            })
+            .collect();
         Supervisor {
-            pools: apps
-                .into_iter()
-                .map(|(settings, image, listeners)| Pool::new(settings, image, listeners))
-                .collect(),
+            next_generation: pools.len() as u64,
+            pools,
+            load,
             signals,
             phase: Phase::Starting,
         }
@@ -96,8 +106,9 @@ impl Supervisor {
             for signal in self.signals.take() {
                 self.on_signal(signal);
             }
-            let phase = self.phase.of_pools();
+            let stopping = self.is_stopping();
             for p in &mut self.pools {
+                let phase = p.phase(stopping);
                 p.read_reports(phase);
             }
             self.reap();
@@ -160,9 +171,22 @@ impl Supervisor {
                 };
                 self.begin_stop(Sig::SIGINT, t, exit);
             }
-            Signal::Hup => {
-                tracing::warn!("SIGHUP: reloading is not supported yet; ignored");
-            }
+            Signal::Hup => match self.phase {
+                Phase::Running => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    match self.reload(None) {
+                        Ok(done) => tracing::info!("{done}"),
+                        Err(e) => {
+                            for line in e.lines() {
+                                tracing::error!("reload: {line}");
+                            }
+                            tracing::error!("reload failed; the running workers keep serving");
+                        }
+                    }
+                }
+                Phase::Starting => tracing::warn!("SIGHUP while starting: ignored"),
+                Phase::Stopping { .. } => tracing::info!("SIGHUP while stopping: ignored"),
+            },
         }
     }
 
@@ -211,24 +235,45 @@ impl Supervisor {
             if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                 continue;
             }
-            let phase = self.phase.of_pools();
-            let mut outcome = Exited::NotOurs;
-            for p in &mut self.pools {
-                outcome = p.on_exit(pid, status, phase);
-                if outcome != Exited::NotOurs {
+            let stopping = self.is_stopping();
+            let mut outcome = (Exited::NotOurs, 0);
+            for (at, p) in self.pools.iter_mut().enumerate() {
+                let phase = p.phase(stopping);
+                outcome = (p.on_exit(pid, status, phase), at);
+                if outcome.0 != Exited::NotOurs {
                     break;
                 }
             }
             match outcome {
-                Exited::NotOurs => {
+                (Exited::NotOurs, _) => {
                     tracing::debug!("reaped unknown child {pid}: {}", describe(status, false))
                 }
-                Exited::Handled => {}
-                Exited::Fatal => {
+                (Exited::Handled, _) => {}
+                (Exited::Fatal, _) if matches!(self.phase, Phase::Starting) => {
                     self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE)
+                }
+                (Exited::Fatal, at) => {
+                    // A pool started by a reload (or for an app it added) cannot serve:
+                    // whatever it was to replace goes on serving.
+                    let p = &mut self.pools[at];
+                    tracing::error!(
+                        "{}: the new workers cannot start; {}",
+                        app_name(p.name()),
+                        if p.replaces.is_some() {
+                            "the running ones keep serving"
+                        } else {
+                            "it is not served"
+                        }
+                    );
+                    p.replaces = None;
+                    p.retire(Instant::now());
                 }
             }
         }
+    }
+
+    fn is_stopping(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. })
     }
 
     /// Moves the phase on and lets the pools start due replacements; returns the exit
@@ -241,7 +286,7 @@ impl Supervisor {
                 let listening: Vec<String> = self
                     .pools
                     .iter()
-                    .flat_map(|p| p.listeners().iter().map(Listener::describe))
+                    .flat_map(|p| p.listeners().iter().map(|l| l.describe()))
                     .collect();
                 let workers = self.pools.iter().map(|p| p.settings().processes).sum();
                 let status = format!(
@@ -286,10 +331,48 @@ impl Supervisor {
             }
             _ => {}
         }
+        self.take_over(now);
         for p in &mut self.pools {
             p.advance(now);
         }
         None
+    }
+
+    /// Pools started by a reload whose workers are all ready take over from the pools they
+    /// replace, which retire; retired pools whose workers are all gone are dropped (and
+    /// the sockets no other pool holds closed).
+    fn take_over(&mut self, now: Instant) {
+        for i in 0..self.pools.len() {
+            let Some(old) = self.pools[i].replaces else {
+                continue;
+            };
+            if !self.pools[i].all_ready_once() {
+                continue;
+            }
+            self.pools[i].replaces = None;
+            let took = self.pools[i].started.elapsed();
+            if let Some(p) = self.pools.iter_mut().find(|p| p.generation == old) {
+                let n = p.live();
+                p.retire(now);
+                tracing::info!(
+                    "{}: new workers ready {:.3} s after the reload; the {} they replace \
+                     finish their requests",
+                    app_name(self.pools[i].name()),
+                    took.as_secs_f64(),
+                    plural(n, "worker")
+                );
+            }
+        }
+        self.pools.retain(|p| {
+            let gone = p.is_retiring() && p.live() == 0;
+            if gone {
+                tracing::debug!(
+                    "{}: a retired pool's workers are all gone",
+                    app_name(p.name())
+                );
+            }
+            !gone
+        });
     }
 
     /// Sleeps until a signal, a report, or the next timer.
@@ -346,8 +429,17 @@ pub fn describe(status: WaitStatus, loaded: bool) -> String {
     }
 }
 
+/// "app blog", or "the app" for the one unnamed app.
+pub fn app_name(name: &str) -> String {
+    if name.is_empty() {
+        "the app".into()
+    } else {
+        format!("app {name}")
+    }
+}
+
 /// "1 worker", "2 workers".
-fn plural(n: usize, noun: &str) -> String {
+pub fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
