@@ -101,6 +101,8 @@ pub struct Builder {
     fcgi: Option<String>,
     scgi: Option<String>,
     wait_for: Vec<String>,
+    /// A descriptor the daemon inherits, as from a careless parent.
+    stray: Option<i32>,
 }
 
 impl Daemon {
@@ -116,6 +118,7 @@ impl Daemon {
             fcgi: None,
             scgi: None,
             wait_for: Vec::new(),
+            stray: None,
         }
     }
 
@@ -175,6 +178,13 @@ impl Builder {
     /// Runs this copy of the wsgid binary instead of the one cargo built.
     pub fn exe(mut self, path: &Path) -> Builder {
         self.exe = path.to_path_buf();
+        self
+    }
+
+    /// Leaves descriptor `fd` of the test open in wsgid, as a parent that does not set
+    /// close-on-exec would.
+    pub fn stray_fd(mut self, fd: i32) -> Builder {
+        self.stray = Some(fd);
         self
     }
 
@@ -239,6 +249,18 @@ impl Builder {
             .env_remove("WSGID_WORKER_SPEC");
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some(fd) = self.stray {
+            // SAFETY: between fork and exec, one async-signal-safe fcntl on a number of
+            // this process, clearing its close-on-exec flag in the child only.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().expect("spawn wsgid");
         let mut d = Daemon {
