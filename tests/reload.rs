@@ -25,6 +25,28 @@ fn hup(d: &Daemon) {
     kill(Pid::from_raw(d.pid() as i32), Signal::SIGHUP).unwrap();
 }
 
+/// The live children of process `parent` (its workers), from /proc.
+fn children(parent: u32) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
+        // Field 4, after the parenthesised command name: the parent's pid.
+        let after = stat.rsplit(')').next().unwrap_or_default();
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        if fields.next() == Some(parent.to_string().as_str()) && state != Some("Z") {
+            found.insert(name);
+        }
+    }
+    found
+}
+
 /// The pids answering on `addr` over `n` requests.
 fn pids(addr: &str, n: usize) -> BTreeSet<String> {
     (0..n).map(|_| get(addr, "/pid").1).collect()
@@ -113,7 +135,7 @@ fn sighup_replaces_every_worker_without_failing_a_request() {
         .args(&["--processes", "2", "--threads", "2"])
         .start();
     let addr = d.fcgi.clone().unwrap();
-    let mut before = pids(&addr, 40);
+    let mut before = children(d.pid());
     assert_eq!(before.len(), 2, "{before:?}");
     let a = addr.clone();
     let slow = thread::spawn(move || get(&a, "/sleep?2"));
@@ -122,17 +144,24 @@ fn sighup_replaces_every_worker_without_failing_a_request() {
     for round in 1..=3 {
         hup(&d);
         wait_count(&d, "new workers ready", round, 30);
-        // The pids that answer now are all new.
-        let end = Instant::now() + Duration::from_secs(10);
+        // Once the old workers have finished, the workers are all new ones, and they are
+        // the ones answering.
+        let end = Instant::now() + Duration::from_secs(15);
         let after = loop {
-            let now = pids(&addr, 40);
-            if now.is_disjoint(&before) || Instant::now() > end {
+            let now = children(d.pid());
+            if (now.len() == 2 && now.is_disjoint(&before)) || Instant::now() > end {
                 break now;
             }
+            thread::sleep(Duration::from_millis(50));
         };
         assert!(
-            after.is_disjoint(&before),
+            after.len() == 2 && after.is_disjoint(&before),
             "round {round}: {before:?} then {after:?}"
+        );
+        let answering = pids(&addr, 20);
+        assert!(
+            answering.is_subset(&after),
+            "{answering:?} not among {after:?}"
         );
         before = after;
     }
@@ -268,4 +297,48 @@ fn a_reload_that_fails_keeps_the_running_workers() {
     while get(&addr, "/pid").1 == first {
         assert!(Instant::now() < end, "{}", d.log());
     }
+}
+
+/// reload_on: touching the file reloads that app only, with the settings it runs with.
+#[test]
+fn touching_a_reload_on_file_reloads_only_its_app() {
+    let dir = scratch("touch-reload");
+    let touch = dir.join("reload-blog");
+    let (a, b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let conf = dir.join("wsgid.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "chdir = \"{}\"\nvirtualenv = \"{}\"\n\
+             [[app]]\nname = \"blog\"\napp = \"process_app:application\"\n\
+             listen = [\"fastcgi:{a}\"]\nreload_on = [\"{}\"]\n\
+             [[app]]\nname = \"shop\"\napp = \"process_app:application\"\n\
+             listen = [\"fastcgi:{b}\"]\n",
+            common::fixtures().display(),
+            common::venv().display(),
+            touch.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::builder("")
+        .args(&["--config", conf.to_str().unwrap()])
+        .start();
+    d.wait_log("wsgid ready", 30);
+    let (blog, shop) = (get(&a, "/pid").1, get(&b, "/pid").1);
+    std::fs::write(&touch, b"").unwrap();
+    d.wait_log("reload-blog changed (reload_on); reloading it", 10);
+    d.wait_log("app blog: new workers ready", 30);
+    let end = Instant::now() + Duration::from_secs(10);
+    while get(&a, "/pid").1 == blog {
+        assert!(Instant::now() < end, "{}", d.log());
+    }
+    assert_eq!(get(&b, "/pid").1, shop);
+    assert!(
+        !d.log().contains("app shop: new workers ready"),
+        "{}",
+        d.log()
+    );
 }

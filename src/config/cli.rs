@@ -145,6 +145,11 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
 
+    /// Reload the app (new workers, gracefully) when FILE changes: its time, size or inode
+    /// (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub reload_on: Vec<PathBuf>,
+
     /// Replace a worker, gracefully, after it has taken N requests (0: never) [default: 0]
     #[arg(long, value_name = "N")]
     pub max_requests: Option<u64>,

@@ -44,6 +44,7 @@ pub struct FileConfig {
     pub interrupt_timeout: Option<Millis>,
     pub max_connections: Option<usize>,
     pub max_in_flight: Option<usize>,
+    pub reload_on: Option<Vec<PathBuf>>,
     pub max_requests: Option<u64>,
     pub max_requests_jitter: Option<u64>,
     pub max_rss: Option<Size>,
@@ -57,7 +58,7 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 33] = [
     "name",
     "app",
     "listen",
@@ -82,6 +83,7 @@ pub const KEYS: [&str; 32] = [
     "interrupt_timeout",
     "max_connections",
     "max_in_flight",
+    "reload_on",
     "max_requests",
     "max_requests_jitter",
     "max_rss",
@@ -161,6 +163,7 @@ impl FileConfig {
             "interrupt_timeout" => self.interrupt_timeout = Some(duration(value)?),
             "max_connections" => self.max_connections = Some(count(value)?),
             "max_in_flight" => self.max_in_flight = Some(count(value)?),
+            "reload_on" => self.reload_on = Some(files_list(value)?),
             "max_requests" => self.max_requests = Some(count(value)? as u64),
             "max_requests_jitter" => self.max_requests_jitter = Some(count(value)? as u64),
             "max_rss" => self.max_rss = Some(size(value)?),
@@ -384,6 +387,17 @@ fn listen_list(v: Value) -> Result<Vec<String>, String> {
     match v {
         Value::Array(items) => strings(items, LISTEN),
         other => Err(expected(LISTEN, &other)),
+    }
+}
+
+fn files_list(v: Value) -> Result<Vec<PathBuf>, String> {
+    const FILES: &str = "a list of files, such as [\"/srv/blog/reload\"]";
+    match v {
+        Value::Array(items) => Ok(strings(items, FILES)?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect()),
+        other => Err(expected(FILES, &other)),
     }
 }
 

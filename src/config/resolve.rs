@@ -345,6 +345,18 @@ pub fn merge_app(
         None => Vec::new(),
     };
     let env = problems.take(m.env(cli, f)).unwrap_or_default();
+    let reload_on = match m.pick(
+        "reload_on",
+        non_empty(cli.reload_on.clone()),
+        f.reload_on.clone(),
+    ) {
+        Some(p) => p
+            .value
+            .iter()
+            .filter_map(|file| problems.take(m.path(Some(p.with(file.clone())))).flatten())
+            .collect(),
+        None => Vec::new(),
+    };
 
     let defaults = LimitsConfig::default();
     let limits = LimitsConfig {
@@ -541,6 +553,7 @@ pub fn merge_app(
         limits,
         timeouts,
         recycle,
+        reload_on,
         max_connections,
         max_in_flight,
         output_buffer,

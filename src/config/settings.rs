@@ -77,6 +77,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// When a worker is replaced by a fresh one.
     pub recycle: Recycle,
+    /// Files whose change reloads the app (absolute).
+    pub reload_on: Vec<PathBuf>,
     /// Connections one worker holds open at once (reported as FCGI_MAX_CONNS).
     pub max_connections: usize,
     /// Requests one worker holds at once, running or waiting for a thread (FCGI_MAX_REQS).

@@ -18,6 +18,7 @@ pub mod spawn;
 pub mod status;
 pub mod supervise;
 pub mod usage;
+pub mod watch;
 pub mod worker;
 
 use std::process::ExitCode;

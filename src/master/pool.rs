@@ -24,6 +24,7 @@ use super::spawn::{spawn_worker, Image};
 use super::status::{self, AppStatus, WorkerStatus};
 use super::supervise::{describe, STOP_MARGIN};
 use super::usage::{self, Units};
+use super::watch::Watch;
 use super::worker::Worker;
 use crate::board::Board;
 use crate::config::{BoardPlace, InheritedListener, Settings, WorkerSpec};
@@ -52,6 +53,8 @@ pub struct Pool {
     units: Units,
     /// When memory and CPU time are read next (with `max_rss` or `max_cpu_time` set).
     next_usage_check: Option<Instant>,
+    /// `reload_on`'s files, as they were when this pool started.
+    pub watch: Option<Watch>,
 }
 
 /// One of the `processes` worker positions.
@@ -99,6 +102,7 @@ impl Pool {
         replaces: Option<u64>,
     ) -> Pool {
         let n = settings.processes;
+        let settings_reload_on = settings.reload_on.clone();
         let inherited = listeners.iter().map(|l| l.inherited()).collect();
         let slots = (0..n)
             .map(|index| Slot {
@@ -142,6 +146,7 @@ impl Pool {
             board,
             units: Units::of_this_system(),
             next_usage_check,
+            watch: Watch::new(&settings_reload_on),
         }
     }
 
@@ -259,6 +264,9 @@ impl Pool {
             .max_lifetime_ms
             .map(Duration::from_millis);
         let mut next = self.next_usage_check;
+        if let Some(w) = &self.watch {
+            next = Some(next.map_or(w.next(), |n| n.min(w.next())));
+        }
         for s in &self.slots {
             let mut consider = |t: Option<Instant>| {
                 if let Some(t) = t {

@@ -73,6 +73,37 @@ impl Supervisor {
         ))
     }
 
+    /// Reloads, with the settings they run with, the apps one of whose `reload_on` files
+    /// changed (only apps that serve and have no reload under way).
+    pub(super) fn touch_reloads(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        for p in &mut self.pools {
+            if p.is_retiring() || p.replaces.is_some() || !p.all_ready_once() {
+                continue;
+            }
+            if let Some(path) = p.watch.as_mut().and_then(|w| w.changed(now)) {
+                due.push((p.generation, path));
+            }
+        }
+        for (generation, path) in due {
+            if self.pools.iter().any(|p| p.replaces == Some(generation)) {
+                continue;
+            }
+            let Some(p) = self.pools.iter().find(|p| p.generation == generation) else {
+                continue;
+            };
+            let settings = p.settings().clone();
+            let what = app_name(&settings.name);
+            tracing::info!(
+                "{what}: {} changed (reload_on); reloading it",
+                path.display()
+            );
+            if let Err(e) = self.start_pool(settings, Some(generation)) {
+                tracing::error!("{e}; the running workers keep serving");
+            }
+        }
+    }
+
     /// The pool serving the app called `name`: not one starting to replace it, nor one
     /// retiring.
     fn current(&self, name: &str) -> Option<usize> {

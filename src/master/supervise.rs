@@ -385,6 +385,7 @@ impl Supervisor {
             _ => {}
         }
         self.take_over(now);
+        self.touch_reloads(now);
         for p in &mut self.pools {
             p.advance(now);
         }
