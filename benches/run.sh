@@ -6,7 +6,9 @@
 #   (b) benches/fcgi_load straight at wsgid's FastCGI socket (FCGI_KEEP_CONN),
 # with wsgid's CPU time per request (utime + stime of the master and its workers, from
 # /proc) and the resident memory of each process; then (c) the criterion benchmark of the
-# pure-Rust per-request path (benches/overhead.rs).
+# pure-Rust per-request path (benches/overhead.rs); then (d) wrk through nginx while SIGHUP
+# reloads wsgid every DURATION/5 s (p99, errors, time to replace every worker), and the
+# master's memory with 8 apps configured.
 #
 # Usage: benches/run.sh [--smoke] [--out FILE]
 #   --smoke     1-second runs that only check that everything works (non-zero exit on any
@@ -360,6 +362,66 @@ EOF
 )
 [ "$CRIT_TOTAL" != "?" ] || { echo "run.sh: no criterion estimate" >&2; FAILED=1; }
 
+# (d) reloads under load, and the master with many apps.
+# wsgid (2 workers x 1 thread) from a configuration file behind nginx; wrk runs once
+# without reloads and once with SIGHUP every RELOAD_EVERY seconds; then the master's
+# RSS with 8 apps configured.
+RELOAD_EVERY=$(( DURATION >= 5 ? DURATION / 5 : 1 ))
+say "reloads under load: SIGHUP every ${RELOAD_EVERY} s"
+RCONF=$WORK/reload.toml
+printf 'app = "%s"\nfastcgi = "127.0.0.1:%s"\nprocesses = 2\nthreads = 1\n' "$APP" "$FCGI_PORT" >"$RCONF"
+"$WSGID" --config "$RCONF" >"$WORK/wsgid-reload.log" 2>&1 &
+WSGID_PID=$!
+wait_port "$FCGI_PORT" || die "wsgid did not start: $(tail -5 "$WORK/wsgid-reload.log")"
+for _ in $(seq 50); do grep -q 'wsgid ready' "$WORK/wsgid-reload.log" && break; sleep 0.1; done
+start_nginx
+"$WRK" -t2 -c32 "-d${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1 || true
+say "wrk -> nginx -> wsgid, no reload"
+measure "${WRK_CMD[@]}"
+read -r R0_RPS _ R0_P99 R0_MAX R0_ERR R0_REQ < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
+check_run "wrk before reloads" "$R0_ERR" "$R0_REQ"
+say "wrk -> nginx -> wsgid, SIGHUP every ${RELOAD_EVERY} s"
+HUP_COUNT=$(( (DURATION - 1) / RELOAD_EVERY > 1 ? (DURATION - 1) / RELOAD_EVERY : 1 ))
+(
+    sleep 0.5
+    for _ in $(seq "$HUP_COUNT"); do
+        kill -HUP "$WSGID_PID" 2>/dev/null || true
+        sleep "$RELOAD_EVERY"
+    done
+) &
+HUPPER=$!
+measure "${WRK_CMD[@]}"
+wait "$HUPPER" 2>/dev/null || true
+read -r R1_RPS _ R1_P99 R1_MAX R1_ERR R1_REQ < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
+check_run "wrk during reloads" "$R1_ERR" "$R1_REQ"
+stop_nginx
+sleep 1
+HUPS=$(grep -c 'SIGHUP: reloading' "$WORK/wsgid-reload.log" || true)
+# Seconds from each SIGHUP to its new workers all ready (the master logs it): min median max.
+read -r SWAP_N SWAP_MIN SWAP_MED SWAP_MAX < <(python3 - "$WORK/wsgid-reload.log" <<'PYEOF'
+import re, statistics, sys
+t = [float(m) for m in re.findall(r"new workers ready ([\d.]+) s after the reload", open(sys.argv[1]).read())]
+print(len(t), *(f"{v * 1000:.0f}" for v in (min(t), statistics.median(t), max(t)))) if t else print(0, "?", "?", "?")
+PYEOF
+)
+[ "$SWAP_N" -ge 1 ] || { echo "run.sh: no reload completed" >&2; FAILED=1; }
+stop_wsgid
+
+say "master with 8 apps"
+MCONF=$WORK/apps.toml
+: >"$MCONF"
+for i in 1 2 3 4 5 6 7 8; do
+    printf '[[app]]\nname = "app%s"\napp = "%s"\nfastcgi = "127.0.0.1:%s"\nthreads = 1\n' \
+        "$i" "$APP" "$(free_port)" >>"$MCONF"
+done
+"$WSGID" --config "$MCONF" >"$WORK/wsgid-apps.log" 2>&1 &
+WSGID_PID=$!
+for _ in $(seq 100); do grep -q 'wsgid ready' "$WORK/wsgid-apps.log" && break; sleep 0.1; done
+grep -q 'wsgid ready: 8 workers' "$WORK/wsgid-apps.log" || { echo "run.sh: 8 apps did not start: $(tail -3 "$WORK/wsgid-apps.log")" >&2; FAILED=1; }
+APPS_MASTER_RSS=$(rss_mib "$WSGID_PID")
+APPS_WORKER_RSS=$(for w in $(child_pids "$WSGID_PID"); do rss_mib "$w"; echo; done | awk 'NF { s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "?" }')
+stop_wsgid
+
 # ---------------------------------------------------------------- report
 CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 CPUS=$(nproc)
@@ -435,6 +497,23 @@ COMPARISON=$(sed -n '/^## Comparison with peer servers$/,$p' "$OUT" 2>/dev/null 
     echo "Pure-Rust per-request path (criterion, \`benches/overhead.rs\`, median): decoding an"
     echo "nginx FastCGI request, building its environ and encoding the response take"
     echo "**$CRIT_TOTAL ns/request** (decode $CRIT_DECODE ns, environ $CRIT_ENVIRON ns, encode $CRIT_ENCODE ns)."
+    echo
+    echo "## Reloads and many apps"
+    echo
+    echo "wsgid from a configuration file (2 workers × 1 thread), wrk → nginx → wsgid as above,"
+    echo "once as it is and once with SIGHUP every $RELOAD_EVERY s ($HUPS reloads): every reload starts"
+    echo "two new workers beside the old ones, which stop accepting once the new ones serve."
+    echo
+    echo "| run | req/s | p99 µs | max µs | errors | requests |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| no reload | $(int "$R0_RPS") | $(int "$R0_P99") | $(int "$R0_MAX") | $R0_ERR | $R0_REQ |"
+    echo "| SIGHUP every $RELOAD_EVERY s | $(int "$R1_RPS") | $(int "$R1_P99") | $(int "$R1_MAX") | $R1_ERR | $R1_REQ |"
+    echo
+    echo "From SIGHUP to every worker replaced (the new workers all ready, the old ones told to"
+    echo "finish), over $SWAP_N reloads: **$SWAP_MED ms** median (min $SWAP_MIN, max $SWAP_MAX)."
+    echo
+    echo "Master with 8 apps configured (one worker each): master RSS **$APPS_MASTER_RSS MiB**,"
+    echo "$APPS_WORKER_RSS MiB per worker on average."
     echo
     echo "Where a hello request's time goes (CPU by thread, system calls, instructions), and how"
     echo "it was measured: [benches/PROFILE.md](benches/PROFILE.md) (\`benches/profile.sh\`)."
