@@ -47,12 +47,24 @@ pub struct FileConfig {
     pub output_buffer: Option<Size>,
     pub input_buffer: Option<Size>,
     pub log_level: Option<String>,
+    /// A user or group name, or its number as written (`33` or `"33"`).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub supplementary_groups: Option<Vec<String>>,
+    pub umask: Option<Mode>,
+    pub chroot: Option<PathBuf>,
+    pub allow_root: Option<bool>,
+    pub check_ownership: Option<bool>,
+    pub socket_owner: Option<String>,
+    pub socket_group: Option<String>,
+    /// The line each key is on, for messages about values checked after parsing.
+    pub lines: BTreeMap<String, usize>,
     /// Keys whose values were refused (`load_partial`): left unset here.
     pub rejected: Vec<String>,
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 35] = [
     "app",
     "fastcgi",
     "scgi",
@@ -79,6 +91,15 @@ pub const KEYS: [&str; 26] = [
     "output_buffer",
     "input_buffer",
     "log_level",
+    "user",
+    "group",
+    "supplementary_groups",
+    "umask",
+    "chroot",
+    "allow_root",
+    "check_ownership",
+    "socket_owner",
+    "socket_group",
 ];
 
 const A_STRING: &str = "a string";
@@ -89,6 +110,9 @@ const A_DURATION: &str = "seconds (such as 30 or 0.5), or a string such as \"250
 const A_MODE: &str = "an octal mode: a string such as \"0660\", or an integer such as 0o660";
 const ADDRESSES: &str = "an address string such as \"127.0.0.1:9000\", or a list of them";
 const DIRECTORIES: &str = "a list of directories, such as [\"/srv/lib\"]";
+const AN_ACCOUNT: &str = "a name, or a number such as 33";
+const ACCOUNTS: &str = "a list of group names or numbers, such as [\"www-data\", 1001]";
+const A_BOOLEAN: &str = "true or false";
 const A_TABLE_OF_STRINGS: &str = "a table of strings, such as { NAME = \"value\" }";
 
 impl FileConfig {
@@ -150,6 +174,15 @@ impl FileConfig {
             "output_buffer" => self.output_buffer = Some(size(value)?),
             "input_buffer" => self.input_buffer = Some(size(value)?),
             "log_level" => self.log_level = Some(string(value)?),
+            "user" => self.user = Some(account(value)?),
+            "group" => self.group = Some(account(value)?),
+            "supplementary_groups" => self.supplementary_groups = Some(accounts(value)?),
+            "umask" => self.umask = Some(mode(value)?),
+            "chroot" => self.chroot = Some(string(value)?.into()),
+            "allow_root" => self.allow_root = Some(boolean(value)?),
+            "check_ownership" => self.check_ownership = Some(boolean(value)?),
+            "socket_owner" => self.socket_owner = Some(account(value)?),
+            "socket_group" => self.socket_group = Some(account(value)?),
             _ => return Err(unknown_key(key)),
         }
         Ok(())
@@ -186,6 +219,7 @@ fn parse_from(text: &str, path: Option<&Path>) -> Result<(FileConfig, Vec<String
     let mut problems: Vec<(usize, String)> = Vec::new();
     for (key, value) in table {
         let line = line_of(text, value.span().start);
+        config.lines.insert(key.clone(), line);
         if let Err(e) = config.set(&key, value.into_inner()) {
             problems.push((line, format!("{}, line {line}: {e}", in_file(key.clone()))));
             config.rejected.push(key);
@@ -298,6 +332,35 @@ fn strings(items: Vec<Value>, what: &str) -> Result<Vec<String>, String> {
             )),
         })
         .collect()
+}
+
+fn boolean(v: Value) -> Result<bool, String> {
+    match v {
+        Value::Boolean(b) => Ok(b),
+        other => Err(expected(A_BOOLEAN, &other)),
+    }
+}
+
+/// A user or group: a name, or a number (as an integer or a string of digits).
+fn account(v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(s),
+        Value::Integer(i) => u32::try_from(i)
+            .map(|n| n.to_string())
+            .map_err(|_| format!("{} (not a user or group number)", expected(AN_ACCOUNT, &v))),
+        other => Err(expected(AN_ACCOUNT, &other)),
+    }
+}
+
+fn accounts(v: Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| account(item).map_err(|e| format!("item {} of the list: {e}", i + 1)))
+            .collect(),
+        other => Err(expected(ACCOUNTS, &other)),
+    }
 }
 
 fn addresses(v: Value) -> Result<OneOrMany, String> {

@@ -348,6 +348,8 @@ pub fn merge(
         .take(m.log_level(cli, f, ctx))
         .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
 
+    let privileges = privileges::privileges(&m, cli, f, &mut problems);
+
     problems.into_result()?;
     // Without problems, the application was given and is valid.
     let Some(app) = app else {
@@ -371,6 +373,7 @@ pub fn merge(
         output_buffer,
         input_buffer,
         log_level,
+        privileges,
     })
 }
 
@@ -683,5 +686,6 @@ fn is_dotted_name(s: &str) -> bool {
     })
 }
 
+mod privileges;
 #[cfg(test)]
 mod tests;

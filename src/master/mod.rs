@@ -3,11 +3,15 @@
 //!
 //! `run` serves; `check` starts one worker that loads the application and exits (`--check`).
 //! Exit statuses: `EXIT_OK` after a clean stop, `EXIT_FAILURE` when a listener cannot be
-//! opened or a worker fails before it is ready, `EXIT_USAGE` for configuration errors.
+//! opened, a file the application needs is out of its user's reach, or a worker fails
+//! before it is ready, `EXIT_USAGE` for configuration errors, including an application that
+//! would run as root without `allow_root` and a user this master may not switch to.
+//! `--check` exits `EXIT_FAILURE` for every problem.
 
 pub mod backoff;
 pub mod listeners;
 pub mod notify;
+pub mod privileges;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
@@ -18,7 +22,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::config::{Settings, WorkerSpec};
-use listeners::ActivationEnv;
+use listeners::{ActivationEnv, SocketPerms};
 use signals::Signals;
 use spawn::Image;
 use supervise::{describe, Supervisor};
@@ -43,9 +47,21 @@ pub fn run(mut settings: Settings) -> ExitCode {
             }
         }
     }
+    // Before anything is bound: an application that may not run as configured.
+    let python = spawn::python(&settings).ok();
+    let found = privileges::check(&settings, python.as_deref());
+    for e in found.refused.iter().chain(&found.files) {
+        tracing::error!("{e}");
+    }
+    if !found.refused.is_empty() {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !found.files.is_empty() {
+        return ExitCode::from(EXIT_FAILURE);
+    }
     // Listeners first: inherited descriptor numbers must be checked before the master
     // opens descriptors of its own.
-    let listeners = match listeners::open_all(&settings.listen, settings.socket_mode) {
+    let listeners = match listeners::open_all(&settings.listen, &SocketPerms::of(&settings)) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");
@@ -66,6 +82,7 @@ pub fn run(mut settings: Settings) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    tracing::info!("workers run as {}", privileges::describe(&settings));
     ExitCode::from(Supervisor::new(settings, image, listeners, signals).run())
 }
 
@@ -77,7 +94,13 @@ pub fn check(settings: Settings) -> ExitCode {
         .iter()
         .filter_map(|l| listeners::probe(l).err())
         .collect();
+    let found = privileges::check(&settings, spawn::python(&settings).ok().as_deref());
+    let refused = !found.is_empty();
+    problems.extend(found.refused);
+    problems.extend(found.files);
     match Image::find(&settings) {
+        // A worker is not started when it would run as it may not.
+        Ok(_) if refused => {}
         Ok(image) => {
             if let Err(e) = check_app(&image, settings) {
                 problems.push(e);

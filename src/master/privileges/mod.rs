@@ -1,0 +1,294 @@
+//! Workers run as the application's own user with every privilege dropped: the user,
+//! group and supplementary groups are looked up by the master (`accounts`, while the
+//! configuration is resolved), checked before any worker starts (`check`: no application
+//! as root unless allowed, a switch the master may make, files the user can reach,
+//! `access`), and applied in each worker between fork and exec (`child`).
+
+pub mod access;
+pub mod accounts;
+pub mod child;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Account, Settings};
+pub use child::{Failed, Plan, Step};
+
+/// CAP_SYS_CHROOT (linux/capability.h).
+const CAP_SYS_CHROOT: u32 = 18;
+
+/// What `check` found, by kind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Problems {
+    /// Settings that cannot be run as they are, whatever the files: the application as
+    /// root, a switch of user this master may not make.
+    pub refused: Vec<String>,
+    /// Files the application's user cannot reach, or, with `check_ownership`, that others
+    /// could change.
+    pub files: Vec<String>,
+}
+
+impl Problems {
+    pub fn is_empty(&self) -> bool {
+        self.refused.is_empty() && self.files.is_empty()
+    }
+}
+
+/// `p` as the master sees it: under the chroot, if any.
+pub fn outside(chroot: Option<&Path>, p: &Path) -> PathBuf {
+    match chroot {
+        Some(root) => root.join(p.strip_prefix("/").unwrap_or(p)),
+        None => p.to_path_buf(),
+    }
+}
+
+/// The file an application spec names (`/srv/app.py` or `/srv/app.py:name`), if it names
+/// one (specs are resolved to absolute paths).
+pub fn app_file(app: &str) -> Option<&Path> {
+    if !app.starts_with('/') {
+        return None;
+    }
+    let path = match app.rsplit_once(':') {
+        Some((path, callable)) if !callable.contains('/') => path,
+        _ => app,
+    };
+    Some(Path::new(path))
+}
+
+/// The refusal for an application that would run as root, if it would and that is not
+/// allowed: `master_euid` is the master's effective uid.
+pub fn root_refusal(settings: &Settings, master_euid: u32) -> Option<String> {
+    let p = &settings.privileges;
+    let app_uid = p.account.as_ref().map_or(master_euid, |a| a.user.id);
+    (master_euid == 0 && app_uid == 0 && !p.allow_root).then(|| {
+        "refusing to run the application as root: set user (and group) to the account it \
+         should run as (--user, --group), or allow_root = true (--allow-root)"
+            .to_string()
+    })
+}
+
+/// Who workers run as, for the log: `user www-data (uid 33), group www-data (gid 33)`.
+pub fn describe(settings: &Settings) -> String {
+    let p = &settings.privileges;
+    let mut s = match &p.account {
+        Some(a) => {
+            let mut s = format!(
+                "user {}, group {}",
+                user_of(a),
+                accounts::describe_group(&a.group)
+            );
+            if let Some(groups) = a.groups.as_ref().filter(|g| !g.is_empty()) {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                s.push_str(&format!(", supplementary groups {}", names.join(", ")));
+            }
+            s
+        }
+        None => format!(
+            "wsgid's own user, {}",
+            accounts::describe_user(&accounts::user_id(nix::unistd::geteuid().as_raw()))
+        ),
+    };
+    if let Some(root) = &p.chroot {
+        s.push_str(&format!(", chroot {}", root.display()));
+    }
+    if let Some(mask) = p.umask {
+        s.push_str(&format!(", umask {mask:04o}"));
+    }
+    s
+}
+
+/// `www-data (uid 33)`.
+fn user_of(a: &Account) -> String {
+    accounts::describe_user(&a.user)
+}
+
+/// Why this master cannot switch to `a`, if it cannot.
+fn switch_refusal(a: &Account) -> Option<String> {
+    let (ruid, euid, suid) = match nix::unistd::getresuid() {
+        Ok(r) => (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()),
+        Err(e) => return Some(format!("cannot read wsgid's own user ids: {e}")),
+    };
+    let (rgid, egid, sgid) = match nix::unistd::getresgid() {
+        Ok(r) => (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()),
+        Err(e) => return Some(format!("cannot read wsgid's own group ids: {e}")),
+    };
+    let me = accounts::describe_user(&accounts::user_id(euid));
+    let uid = a.user.id;
+    if [ruid, euid, suid].iter().any(|&id| id != uid) && !child::has_capability(child::CAP_SETUID) {
+        return Some(format!(
+            "cannot run the application as user {}: wsgid runs as {me}, which may not switch \
+             to another user (that takes root, or CAP_SETUID and CAP_SETGID); start wsgid as \
+             root, or leave user unset to run the application as {me}",
+            user_of(a)
+        ));
+    }
+    let gid = a.group.id;
+    let groups_change = child::groups_to_set(a).is_some();
+    let gid_change = [rgid, egid, sgid].iter().any(|&id| id != gid);
+    if (gid_change || groups_change) && !child::has_capability(child::CAP_SETGID) {
+        return Some(format!(
+            "cannot run the application as user {} with group {}{}: wsgid runs as {me}, which \
+             may not change its groups (that takes root or CAP_SETGID)",
+            user_of(a),
+            accounts::describe_group(&a.group),
+            match &a.groups {
+                Some(list) if !list.is_empty() => format!(
+                    " and supplementary groups {}",
+                    list.iter()
+                        .map(|g| g.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => String::new(),
+            }
+        ));
+    }
+    None
+}
+
+/// The credentials the application runs with, for judging files.
+fn creds(a: &Account) -> access::Creds {
+    access::Creds {
+        uid: a.user.id,
+        gid: a.group.id,
+        groups: a
+            .groups
+            .as_ref()
+            .map(|l| l.iter().map(|g| g.id).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Everything that keeps `settings` from running as configured, found before any worker
+/// starts; `python` is the interpreter workers exec (as seen inside the chroot, if any),
+/// when it could be found.
+pub fn check(settings: &Settings, python: Option<&Path>) -> Problems {
+    let mut found = Problems::default();
+    let p = &settings.privileges;
+    let euid = nix::unistd::geteuid().as_raw();
+    found.refused.extend(root_refusal(settings, euid));
+    if let Some(a) = &p.account {
+        found.refused.extend(switch_refusal(a));
+    }
+    let chroot = p.chroot.as_deref();
+    if let Some(root) = chroot {
+        if !child::has_capability(CAP_SYS_CHROOT) {
+            found.refused.push(format!(
+                "cannot chroot to {}: wsgid may not (that takes root or CAP_SYS_CHROOT)",
+                root.display()
+            ));
+        } else if !root.is_dir() {
+            found
+                .files
+                .push(format!("chroot {}: not a directory", root.display()));
+        } else if !root.join("proc/self/fd").is_dir() {
+            found.files.push(format!(
+                "chroot {}: no /proc inside it (workers load wsgid's library through \
+                 /proc/self/fd: mount proc on {})",
+                root.display(),
+                root.join("proc").display()
+            ));
+        }
+    }
+    let app = app_file(&settings.app);
+    if let Some(a) = &p.account {
+        let creds = creds(a);
+        let who = format!("user {}", user_of(a));
+        let mut judge = |what: &str, path: &Path, want: u32| {
+            if let Some(e) = access::problem(path, chroot, &creds, want, &who) {
+                found.files.push(format!("{what} {}: {e}", path.display()));
+            }
+        };
+        if let Some(python) = python {
+            judge("the Python interpreter", python, access::EXEC);
+        }
+        if let Some(venv) = &settings.virtualenv {
+            judge("the virtualenv", venv, access::EXEC);
+        }
+        if let Some(dir) = &settings.chdir {
+            judge("the working directory (chdir)", dir, access::EXEC);
+        }
+        if let Some(file) = app {
+            judge("the application file", file, access::READ);
+        }
+        for dir in &settings.pythonpath {
+            if outside(chroot, dir).exists() {
+                judge("the pythonpath directory", dir, access::EXEC);
+            }
+        }
+    }
+    if p.check_ownership {
+        let uid = p.account.as_ref().map_or(euid, |a| a.user.id);
+        let mut judged: Vec<PathBuf> = Vec::new();
+        let mut judge = |path: PathBuf| {
+            if judged.contains(&path) {
+                return;
+            }
+            if let Some(e) = access::ownership_problem(&path, uid) {
+                found.files.push(format!(
+                    "refusing to load the application (check_ownership): {e}"
+                ));
+            }
+            judged.push(path);
+        };
+        if let Some(file) = app {
+            let file = outside(chroot, file);
+            if let Some(dir) = file.parent() {
+                judge(dir.to_path_buf());
+            }
+            judge(file);
+        }
+        if let Some(dir) = &settings.chdir {
+            judge(outside(chroot, dir));
+        }
+    }
+    found
+}
+
+/// Why the application's user could not load wsgid's library `meta` (at `path`), if it
+/// could not: workers load it through /proc/self/fd, which reopens the file as the worker's
+/// user (its mode counts, not its directories').
+pub fn library_problem(
+    settings: &Settings,
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Option<String> {
+    let a = settings.privileges.account.as_ref()?;
+    (!access::permits(meta.mode(), meta.uid(), meta.gid(), &creds(a), access::READ)).then(|| {
+        format!(
+            "wsgid's worker library {} is not readable by user {} (mode {:04o}): workers load \
+             it as that user",
+            path.display(),
+            user_of(a),
+            meta.mode() & 0o7777
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_files() {
+        assert_eq!(app_file("/srv/app.py"), Some(Path::new("/srv/app.py")));
+        assert_eq!(app_file("/srv/app.py:make"), Some(Path::new("/srv/app.py")));
+        assert_eq!(
+            app_file("/srv/a:b/app.wsgi"),
+            Some(Path::new("/srv/a:b/app.wsgi"))
+        );
+        assert_eq!(app_file("mysite.wsgi:application"), None);
+    }
+
+    #[test]
+    fn outside_a_chroot() {
+        assert_eq!(
+            outside(None, Path::new("/usr/bin/python3")),
+            Path::new("/usr/bin/python3")
+        );
+        assert_eq!(
+            outside(Some(Path::new("/jail")), Path::new("/usr/bin/python3")),
+            Path::new("/jail/usr/bin/python3")
+        );
+    }
+}
