@@ -114,6 +114,9 @@ pub fn problem(
                     ));
                 }
                 Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Some(format!("{} does not exist", dir.display()))
+                }
                 Err(e) => return Some(format!("cannot inspect {}: {e}", dir.display())),
             }
             dir.push(name);
@@ -132,6 +135,7 @@ pub fn problem(
             describe(&meta)
         )),
         Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("it does not exist".into()),
         Err(e) => Some(format!("cannot inspect it: {e}")),
     }
 }
@@ -259,7 +263,9 @@ mod tests {
             None
         );
         let e = problem(Path::new("/nothing"), Some(tmp.path()), &other, READ, "u").unwrap();
-        assert!(e.starts_with("cannot inspect it"), "{e}");
+        assert_eq!(e, "it does not exist");
+        let e = problem(Path::new("/no/thing"), Some(tmp.path()), &other, READ, "u").unwrap();
+        assert_eq!(e, "/no does not exist");
     }
 
     #[test]

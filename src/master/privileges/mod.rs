@@ -199,7 +199,8 @@ pub fn check(settings: &Settings, python: Option<&Path>) -> Problems {
                 found.files.push(format!("{what} {}: {e}", path.display()));
             }
         };
-        if let Some(python) = python {
+        // One that is missing is reported by `Image::find`.
+        if let Some(python) = python.filter(|p| outside(chroot, p).is_file()) {
             judge("the Python interpreter", python, access::EXEC);
         }
         if let Some(venv) = &settings.virtualenv {
