@@ -165,8 +165,9 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub umask: Option<u32>,
 
-    /// Directory the workers chroot to; other paths are then inside it [default: none]
-    #[arg(long, value_name = "DIR")]
+    /// Directory the workers chroot to; other paths are then inside it ("": none)
+    /// [default: none]
+    #[arg(long, value_name = "DIR", value_parser = path_or_empty())]
     pub chroot: Option<PathBuf>,
 
     /// Let the application run as root (wsgid started as root and no other user given)
@@ -184,6 +185,11 @@ pub struct Cli {
     /// Group (name or number) of the Unix sockets wsgid creates [default: wsgid's group]
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
+}
+
+/// A path, which may be empty (clap's own path parser refuses "").
+fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
 }
 
 #[cfg(test)]

@@ -95,12 +95,12 @@ pub fn check(settings: Settings) -> ExitCode {
         .filter_map(|l| listeners::probe(l).err())
         .collect();
     let found = privileges::check(&settings, spawn::python(&settings).ok().as_deref());
-    let refused = !found.is_empty();
+    let blocked = !found.is_empty();
     problems.extend(found.refused);
     problems.extend(found.files);
     match Image::find(&settings) {
         // A worker is not started when it would run as it may not.
-        Ok(_) if refused => {}
+        Ok(_) if blocked => {}
         Ok(image) => {
             if let Err(e) = check_app(&image, settings) {
                 problems.push(e);

@@ -138,3 +138,190 @@ fn account(
         home: entry.home,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use clap::Parser;
+
+    use super::super::{merge, Cli, ConfigError, Context, FileConfig};
+    use crate::config::settings::{Id, Settings};
+
+    fn settings(args: &[&str], toml: &str) -> Result<Settings, ConfigError> {
+        let cli = Cli::try_parse_from(
+            ["wsgid", "app:application", "--fastcgi", "127.0.0.1:9000"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let file = FileConfig::parse(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
+        let ctx = Context {
+            cwd: PathBuf::from("/srv"),
+            rust_log: None,
+        };
+        merge(&cli, Some((&file, Path::new("/etc/wsgid.toml"))), &ctx)
+    }
+
+    fn root() -> Id {
+        Id {
+            id: 0,
+            name: "root".into(),
+        }
+    }
+
+    #[test]
+    fn defaults_switch_nothing() {
+        let p = settings(&[], "").unwrap().privileges;
+        assert_eq!(p.account, None);
+        assert_eq!(p.umask, None);
+        assert_eq!(p.chroot, None);
+        assert!(!p.allow_root && !p.check_ownership);
+        assert_eq!((p.socket_owner, p.socket_group), (None, None));
+    }
+
+    #[test]
+    fn users_and_groups_are_looked_up_by_name_or_number() {
+        let a = settings(&["--user", "root"], "")
+            .unwrap()
+            .privileges
+            .account
+            .unwrap();
+        assert_eq!((a.user, a.group.clone()), (root(), root()));
+        // No supplementary group unless listed.
+        assert_eq!(a.groups, None);
+        assert_eq!(a.home, Some(PathBuf::from("/root")));
+        let a = settings(
+            &[],
+            "user = 0\ngroup = \"0\"\nsupplementary_groups = [0, \"root\"]",
+        )
+        .unwrap()
+        .privileges
+        .account
+        .unwrap();
+        assert_eq!(a.user, root());
+        assert_eq!(a.groups, Some(vec![root()]));
+        // The command line's list replaces the file's; "" is an empty list.
+        let a = settings(
+            &["--supplementary-groups", ""],
+            "user = \"root\"\nsupplementary_groups = [\"root\"]",
+        )
+        .unwrap()
+        .privileges
+        .account
+        .unwrap();
+        assert_eq!(a.groups, Some(vec![]));
+        let a = settings(&["--supplementary-groups", "root,0", "--user", "0"], "")
+            .unwrap()
+            .privileges
+            .account
+            .unwrap();
+        assert_eq!(a.groups, Some(vec![root()]));
+        // A group alone: the user is wsgid's own.
+        let a = settings(&["--group", "0"], "")
+            .unwrap()
+            .privileges
+            .account
+            .unwrap();
+        assert_eq!(a.user.id, nix::unistd::geteuid().as_raw());
+        assert_eq!(a.group, root());
+    }
+
+    /// Every unknown user or group is reported, naming its option or its key and line.
+    #[test]
+    fn unknown_accounts_name_their_key_and_line() {
+        let e = settings(
+            &["--socket-owner", "nobody-wsgid-x"],
+            "threads = 2\nuser = \"nobody-wsgid-u\"\ngroup = \"nobody-wsgid-g\"\n\
+             supplementary_groups = [\"root\", \"nobody-wsgid-s\"]\nsocket_group = \"nobody-wsgid-sg\"\n",
+        )
+        .unwrap_err()
+        .0;
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "user in /etc/wsgid.toml, line 2: there is no user named \"nobody-wsgid-u\" on \
+                 this system",
+                "group in /etc/wsgid.toml, line 3: there is no group named \"nobody-wsgid-g\" on \
+                 this system",
+                "supplementary_groups in /etc/wsgid.toml, line 4: there is no group named \
+                 \"nobody-wsgid-s\" on this system",
+                "--socket-owner: there is no user named \"nobody-wsgid-x\" on this system",
+                "socket_group in /etc/wsgid.toml, line 5: there is no group named \
+                 \"nobody-wsgid-sg\" on this system",
+            ],
+            "{e}"
+        );
+        let e = settings(&["--user", "3999999"], "").unwrap_err().0;
+        assert_eq!(
+            e,
+            "--user: uid 3999999 is not in the user database, so it has no primary group: set \
+             group too"
+        );
+        let a = settings(&["--user", "3999999", "--group", "3999999"], "")
+            .unwrap()
+            .privileges
+            .account
+            .unwrap();
+        assert_eq!((a.user.id, a.group.id, a.home), (3999999, 3999999, None));
+    }
+
+    #[test]
+    fn umask_chroot_and_switches() {
+        let p = settings(&["--umask", "027"], "chroot = \"jail\"\nallow_root = true")
+            .unwrap()
+            .privileges;
+        assert_eq!(p.umask, Some(0o027));
+        // Relative to the file's directory, like every path of the file.
+        assert_eq!(p.chroot, Some(PathBuf::from("/etc/jail")));
+        assert!(p.allow_root);
+        let p = settings(
+            &["--chroot", "", "--check-ownership", "--allow-root"],
+            "chroot = \"/jail\"\numask = \"0077\"\ncheck_ownership = false",
+        )
+        .unwrap()
+        .privileges;
+        assert_eq!((p.chroot, p.umask), (None, Some(0o077)));
+        assert!(p.allow_root && p.check_ownership);
+        assert_eq!(
+            settings(&[], "chroot = \"\"").unwrap().privileges.chroot,
+            None
+        );
+    }
+
+    #[test]
+    fn wrong_kinds_in_the_file() {
+        for (toml, message) in [
+            (
+                "user = -1",
+                "user, line 1: expected a name, or a number such as 33, got the number -1 (not a \
+                 user or group number)",
+            ),
+            (
+                "group = true",
+                "group, line 1: expected a name, or a number such as 33, got true",
+            ),
+            (
+                "supplementary_groups = \"wheel\"",
+                "supplementary_groups, line 1: expected a list of group names or numbers, such \
+                 as [\"www-data\", 1001], got the string \"wheel\"",
+            ),
+            (
+                "supplementary_groups = [\"a\", 1.5]",
+                "supplementary_groups, line 1: item 2 of the list: expected a name, or a number \
+                 such as 33, got the number 1.5",
+            ),
+            (
+                "allow_root = \"yes\"",
+                "allow_root, line 1: expected true or false, got the string \"yes\"",
+            ),
+            (
+                "umask = \"0999\"",
+                "umask, line 1: \"0999\" is not an octal mode such as 0660",
+            ),
+        ] {
+            assert_eq!(FileConfig::parse(toml).unwrap_err(), message, "{toml}");
+        }
+    }
+}
