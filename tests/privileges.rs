@@ -417,6 +417,20 @@ fn an_unprivileged_master_cannot_switch_users() {
     // Itself: no switch, and the application loads.
     let (st, out) = as_a(&["--user", USER_A, "--check"]).run();
     assert_eq!(st.code(), Some(0), "{out}");
+    // Without a user to judge for, a working directory it cannot enter fails the worker's
+    // start, said with the step that failed.
+    let closed = s.dir.join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    chmod(&closed, 0o700);
+    let (st, out) = as_a(&["--chdir", closed.to_str().unwrap(), "--check"]).run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cannot start a worker: cannot change to {}: Permission denied",
+            closed.display()
+        )),
+        "{out}"
+    );
 }
 
 /// An interpreter (here a virtualenv's) under a directory the application's user cannot
@@ -469,6 +483,19 @@ fn unreachable_interpreter_and_app_are_named() {
         .run();
     assert_eq!(st.code(), Some(1), "{out}");
     assert!(out.contains(&expected), "{out}");
+    let (st, out) = s
+        .daemon()
+        .args(&["--user", USER_A, "--chdir", closed.to_str().unwrap()])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "the working directory (chdir) {}: {who} cannot enter it (mode 0700, owner \
+             root:root)",
+            closed.display()
+        )),
+        "{out}"
+    );
     // Root itself (allowed to run it) enters any directory.
     let (st, out) = s
         .daemon()
