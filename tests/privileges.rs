@@ -414,6 +414,19 @@ fn an_unprivileged_master_cannot_switch_users() {
     let (st, out) = as_a(&["--user", USER_A, "--group", GROUP, "--check"]).run();
     assert_eq!(st.code(), Some(1), "{out}");
     assert!(out.contains("which may not change its groups"), "{out}");
+    // Its Unix sockets for another owner, or a group it is not in.
+    let listen = format!("unix:{}", s.dir.join("a.sock").display());
+    let (st, out) = as_a(&["--fastcgi", &listen, "--socket-owner", USER_B]).run();
+    assert_eq!(st.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cannot give the Unix sockets to owner {b}: wsgid runs as {a}, which may not"
+        )),
+        "{out}"
+    );
+    let (st, out) = as_a(&["--fastcgi", &listen, "--socket-group", GROUP, "--check"]).run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(out.contains("which is not in it"), "{out}");
     // Itself: no switch, and the application loads.
     let (st, out) = as_a(&["--user", USER_A, "--check"]).run();
     assert_eq!(st.code(), Some(0), "{out}");

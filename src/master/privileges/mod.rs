@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use crate::config::{Account, Settings};
 pub use child::{Failed, Plan, Step};
 
-/// CAP_SYS_CHROOT (linux/capability.h).
+/// CAP_CHOWN and CAP_SYS_CHROOT (linux/capability.h).
+const CAP_CHOWN: u32 = 0;
 const CAP_SYS_CHROOT: u32 = 18;
 
 /// What `check` found, by kind.
@@ -146,6 +147,37 @@ fn switch_refusal(a: &Account) -> Option<String> {
     None
 }
 
+/// Why this master cannot give its Unix sockets the configured owner or group, if it
+/// cannot: another owner, or a group it is not in, takes root or CAP_CHOWN.
+fn socket_refusal(settings: &Settings, euid: u32) -> Option<String> {
+    let p = &settings.privileges;
+    let unix = settings
+        .listen
+        .iter()
+        .any(|l| matches!(l.addr, crate::config::ListenAddr::Unix(_)));
+    if !unix || child::has_capability(CAP_CHOWN) {
+        return None;
+    }
+    let me = accounts::describe_user(&accounts::user_id(euid));
+    if let Some(owner) = p.socket_owner.as_ref().filter(|o| o.id != euid) {
+        return Some(format!(
+            "cannot give the Unix sockets to owner {}: wsgid runs as {me}, which may not (that \
+             takes root or CAP_CHOWN)",
+            accounts::describe_user(owner)
+        ));
+    }
+    let group = p.socket_group.as_ref()?;
+    let mine = group.id == nix::unistd::getegid().as_raw()
+        || nix::unistd::getgroups().is_ok_and(|g| g.iter().any(|g| g.as_raw() == group.id));
+    (!mine).then(|| {
+        format!(
+            "cannot give the Unix sockets to group {}: wsgid runs as {me}, which is not in it \
+             (giving a socket to another group takes root or CAP_CHOWN)",
+            accounts::describe_group(group)
+        )
+    })
+}
+
 /// The credentials the application runs with, for judging files.
 fn creds(a: &Account) -> access::Creds {
     access::Creds {
@@ -170,6 +202,7 @@ pub fn check(settings: &Settings, python: Option<&Path>) -> Problems {
     if let Some(a) = &p.account {
         found.refused.extend(switch_refusal(a));
     }
+    found.refused.extend(socket_refusal(settings, euid));
     let chroot = p.chroot.as_deref();
     if let Some(root) = chroot {
         if !child::has_capability(CAP_SYS_CHROOT) {
