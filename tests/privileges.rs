@@ -713,3 +713,45 @@ fn workers_run_inside_the_chroot() {
         d.log()
     );
 }
+
+/// Workers load wsgid's library through /proc/self/fd, as their user: the kernel checks
+/// the file's mode then, not its directories', so a library in a directory the user
+/// cannot enter loads, and one whose mode the user may not read is refused at start.
+#[test]
+fn the_library_needs_its_mode_not_its_directory() {
+    if !root("the_library_needs_its_mode_not_its_directory") {
+        return;
+    }
+    let s = stage("library");
+    let bin = s.dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let exe = bin.join("wsgid");
+    std::fs::rename(&s.exe, &exe).unwrap();
+    std::fs::rename(s.dir.join("libwsgid.so"), bin.join("libwsgid.so")).unwrap();
+    chmod(&bin, 0o700);
+    let d = Daemon::builder(&s.app)
+        .exe(&exe)
+        .cwd(&s.dir)
+        .fastcgi()
+        .args(&["--user", USER_A])
+        .start();
+    assert_dropped(&get(&d, "/status"), USER_A, &[]);
+    drop(d);
+
+    chmod(&bin.join("libwsgid.so"), 0o700);
+    let (st, out) = Daemon::builder(&s.app)
+        .exe(&exe)
+        .cwd(&s.dir)
+        .fastcgi()
+        .args(&["--user", USER_A])
+        .run();
+    assert_eq!(st.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "wsgid's worker library {} is not readable by user {USER_A} (uid {}) (mode 0700)",
+            bin.join("libwsgid.so").display(),
+            uid(USER_A)
+        )),
+        "{out}"
+    );
+}
