@@ -22,7 +22,8 @@ const CAP_SYS_CHROOT: u32 = 18;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Problems {
     /// Settings that cannot be run as they are, whatever the files: the application as
-    /// root, a switch of user this master may not make.
+    /// root, a switch of user or group, a chroot or a socket owner this master may not
+    /// make.
     pub refused: Vec<String>,
     /// Files the application's user cannot reach, or, with `check_ownership`, that others
     /// could change.
@@ -312,6 +313,49 @@ mod tests {
             Some(Path::new("/srv/a:b/app.wsgi"))
         );
         assert_eq!(app_file("mysite.wsgi:application"), None);
+    }
+
+    fn settings(account: Option<u32>, allow_root: bool) -> Settings {
+        let args = ["wsgid", "app:application", "--fastcgi", "127.0.0.1:9000"];
+        let cli = <crate::config::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+        let ctx = crate::config::resolve::Context {
+            cwd: PathBuf::from("/"),
+            rust_log: None,
+        };
+        let mut s = crate::config::resolve::merge(&cli, None, &ctx).unwrap();
+        s.privileges.allow_root = allow_root;
+        s.privileges.account = account.map(|uid| Account {
+            user: crate::config::Id {
+                id: uid,
+                name: uid.to_string(),
+            },
+            group: crate::config::Id {
+                id: uid,
+                name: uid.to_string(),
+            },
+            groups: None,
+            home: None,
+        });
+        s
+    }
+
+    /// Root may run the application only as another user, or with allow_root; a master
+    /// that is not root never runs it as root (it could not switch to root).
+    #[test]
+    fn the_application_as_root() {
+        for (account, allow, euid, refused) in [
+            (None, false, 0, true),
+            (Some(0), false, 0, true),
+            (Some(33), false, 0, false),
+            (None, true, 0, false),
+            (Some(0), true, 0, false),
+            (None, false, 1000, false),
+        ] {
+            let r = root_refusal(&settings(account, allow), euid);
+            assert_eq!(r.is_some(), refused, "{account:?} {allow} {euid}: {r:?}");
+        }
+        let r = root_refusal(&settings(None, false), 0).unwrap();
+        assert!(r.contains("--allow-root") && r.contains("--user"), "{r}");
     }
 
     #[test]
