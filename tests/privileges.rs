@@ -755,3 +755,76 @@ fn the_library_needs_its_mode_not_its_directory() {
         "{out}"
     );
 }
+
+/// A master that is not root but holds CAP_SETUID, CAP_SETGID and CAP_KILL (as systemd's
+/// AmbientCapabilities= gives) may switch users; its workers keep none of its capabilities.
+/// With CAP_SETPCAP as well it empties their bounding set; without, the bounding set stays
+/// (it grants nothing: no_new_privs keeps exec from using it). Without CAP_KILL it could
+/// not signal its workers, and is refused.
+#[test]
+fn a_master_with_capabilities_but_not_root_switches_users() {
+    if !root("a_master_with_capabilities_but_not_root_switches_users") {
+        return;
+    }
+    let s = stage("capabilities");
+    let as_a = |caps: &str| {
+        let args = [
+            format!("--reuid={USER_A}"),
+            format!("--regid={}", primary_gid(USER_A)),
+            "--clear-groups".to_string(),
+            format!("--inh-caps={caps}"),
+            format!("--ambient-caps={caps}"),
+            "--".to_string(),
+            s.exe.to_str().unwrap().to_string(),
+            "--user".to_string(),
+            USER_B.to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Daemon::builder(&s.app)
+            .exe(Path::new("/usr/bin/setpriv"))
+            .cwd(&s.dir)
+            .args(&args)
+            .fastcgi()
+    };
+    let (st, out) = as_a("+setuid,+setgid").run();
+    assert_eq!(st.code(), Some(2), "{out}");
+    assert!(
+        out.contains("but not signal its workers then (that takes CAP_KILL too)"),
+        "{out}"
+    );
+    for (caps, bounding_empty) in [
+        ("+setuid,+setgid,+kill", false),
+        ("+setuid,+setgid,+kill,+setpcap", true),
+    ] {
+        let mut d = as_a(caps).start();
+        let status = get(&d, "/status");
+        let (u, g) = (uid(USER_B), primary_gid(USER_B));
+        assert_eq!(
+            field(&status, "Uid"),
+            format!("{u}\t{u}\t{u}\t{u}"),
+            "{status}"
+        );
+        assert_eq!(
+            field(&status, "Gid"),
+            format!("{g}\t{g}\t{g}\t{g}"),
+            "{status}"
+        );
+        assert_eq!(field(&status, "Groups"), "", "{status}");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert_eq!(
+                field(&status, set),
+                "0000000000000000",
+                "{caps} {set}: {status}"
+            );
+        }
+        assert_eq!(
+            field(&status, "CapBnd") == "0000000000000000",
+            bounding_empty,
+            "{caps}: {status}"
+        );
+        assert_eq!(field(&status, "NoNewPrivs"), "1", "{status}");
+        // It stops its workers, of another user, as it should.
+        let st = d.stop_with(nix::sys::signal::Signal::SIGTERM, 5);
+        assert!(st.success(), "{caps}: {st}; log:\n{}", d.log());
+    }
+}

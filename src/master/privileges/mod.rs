@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::config::{Account, Settings};
 pub use child::{Failed, Plan, Step};
 
-/// CAP_CHOWN and CAP_SYS_CHROOT (linux/capability.h).
+/// CAP_CHOWN, CAP_KILL and CAP_SYS_CHROOT (linux/capability.h).
 const CAP_CHOWN: u32 = 0;
+const CAP_KILL: u32 = 5;
 const CAP_SYS_CHROOT: u32 = 18;
 
 /// What `check` found, by kind.
@@ -116,13 +117,25 @@ fn switch_refusal(a: &Account) -> Option<String> {
     };
     let me = accounts::describe_user(&accounts::user_id(euid));
     let uid = a.user.id;
-    if [ruid, euid, suid].iter().any(|&id| id != uid) && !child::has_capability(child::CAP_SETUID) {
-        return Some(format!(
-            "cannot run the application as user {}: wsgid runs as {me}, which may not switch \
-             to another user (that takes root, or CAP_SETUID and CAP_SETGID); start wsgid as \
-             root, or leave user unset to run the application as {me}",
-            user_of(a)
-        ));
+    if [ruid, euid, suid].iter().any(|&id| id != uid) {
+        if !child::has_capability(child::CAP_SETUID) {
+            return Some(format!(
+                "cannot run the application as user {}: wsgid runs as {me}, which may not \
+                 switch to another user (that takes root, or CAP_SETUID, CAP_SETGID and \
+                 CAP_KILL); start wsgid as root, or leave user unset to run the application \
+                 as {me}",
+                user_of(a)
+            ));
+        }
+        // The master signals its workers (to stop them, or replace them); a process of
+        // another user takes CAP_KILL to signal.
+        if ruid != uid && euid != uid && !child::has_capability(CAP_KILL) {
+            return Some(format!(
+                "cannot run the application as user {}: wsgid runs as {me}, which could switch \
+                 to it (CAP_SETUID) but not signal its workers then (that takes CAP_KILL too)",
+                user_of(a)
+            ));
+        }
     }
     let gid = a.group.id;
     let groups_change = child::groups_to_set(a).is_some();
