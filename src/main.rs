@@ -15,8 +15,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // --check promises 0 or 1.
     let config_error = if cli.check { EXIT_FAILURE } else { EXIT_USAGE };
-    let settings = match Context::from_process().and_then(|ctx| resolve::resolve(&cli, &ctx)) {
-        Ok(s) => s,
+    let ctx = match Context::from_process() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("wsgid: {e}");
+            return ExitCode::from(config_error);
+        }
+    };
+    let config = match resolve::resolve(&cli, &ctx) {
+        Ok(c) => c,
         Err(e) => {
             // One problem per line.
             for problem in e.to_string().lines() {
@@ -25,10 +32,12 @@ fn main() -> ExitCode {
             return ExitCode::from(config_error);
         }
     };
-    wsgid::logging::init(&settings.log_level, "master".into());
+    wsgid::logging::init(&config.log_level, "master".into());
     if cli.check {
-        master::check(settings)
+        master::check(config)
     } else {
-        master::run(settings)
+        // A reload reads the configuration the same way, from the same command line.
+        let load = Box::new(move || resolve::resolve(&cli, &ctx).map_err(|e| e.0));
+        master::run(config, load)
     }
 }

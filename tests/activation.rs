@@ -112,3 +112,41 @@ fn serves_systemd_activated_sockets_by_name() {
     let r = common::scgi::request(&scgi_addr, &Request::get("/"));
     assert_eq!(r.body, b"Hello, world!\n");
 }
+
+/// A reload keeps a listener inherited on fd 0: the new workers serve on it (it cannot be
+/// bound again, having no address wsgid knows).
+#[test]
+fn sighup_keeps_a_listener_passed_as_fd_0() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (log, stderr) = log_file();
+    let child = Command::new(env!("CARGO_BIN_EXE_wsgid"))
+        .arg("process_app:application")
+        .args(common::is_root().then_some("--allow-root"))
+        .current_dir(common::fixtures())
+        .stdin(Stdio::from(OwnedFd::from(l)))
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _guard = Killed(Some(child));
+    hello_until_ready(&addr, &log);
+    let first = fcgi::request(&addr, &Request::get("/pid")).cgi().text();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = fcgi::request(&addr, &Request::get("/pid")).cgi().text();
+        if now != first {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "never served by a new worker; log:\n{}",
+            std::fs::read_to_string(log.join("wsgid.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(log.join("wsgid.log")).unwrap_or_default();
+    assert!(text.contains("new workers ready"), "{text}");
+}

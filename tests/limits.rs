@@ -113,33 +113,6 @@ fn help_names_every_limit_option() {
     }
 }
 
-/// `--max-requests` reads as gunicorn's and uWSGI's "recycle a worker after N requests":
-/// the old spelling of `--max-in-flight` is refused, on the command line and in the file,
-/// with a message naming the new one (`--check` exits 1 for it, plain wsgid 2).
-#[test]
-fn max_requests_is_refused_naming_max_in_flight() {
-    let (st, out) = Daemon::builder(APP)
-        .args(&["--check", "--max-requests", "100"])
-        .run();
-    assert_eq!(st.code(), Some(1), "{out}");
-    assert!(out.contains("--max-requests: "), "{out}");
-    assert!(out.contains("--max-in-flight"), "{out}");
-    let dir = common::scratch("max-requests");
-    let conf = dir.join("wsgid.toml");
-    std::fs::write(&conf, "max_requests = 100\n").unwrap();
-    let (st, out) = Daemon::builder(APP)
-        .args(&[
-            "--fastcgi",
-            "127.0.0.1:0",
-            "--config",
-            conf.to_str().unwrap(),
-        ])
-        .run();
-    assert_eq!(st.code(), Some(2), "{out}");
-    assert!(out.contains("max_requests in "), "{out}");
-    assert!(out.contains("max_in_flight"), "{out}");
-}
-
 #[test]
 fn max_params_bytes_default_is_256k() {
     let d = start(&[]);

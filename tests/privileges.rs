@@ -244,6 +244,68 @@ fn two_apps_as_two_users_hold_nothing_more() {
     }
 }
 
+/// The same with one wsgid serving both applications from `[[app]]` tables, each with its
+/// own user: every worker holds its own app's user and nothing more.
+#[test]
+fn one_wsgid_two_apps_two_users() {
+    if !root("one_wsgid_two_apps_two_users") {
+        return;
+    }
+    let s = stage("apps-users");
+    let addrs = [
+        format!("127.0.0.1:{}", common::free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
+    ];
+    let mut conf = String::from("threads = 2\n");
+    for (name, user, addr) in [("a", USER_A, &addrs[0]), ("b", USER_B, &addrs[1])] {
+        let secret = s.dir.join(format!("secret-{name}"));
+        std::fs::write(&secret, format!("secret of {name}")).unwrap();
+        chmod(&secret, 0o600);
+        chown(&secret, user);
+        conf.push_str(&format!(
+            "[[app]]\nname = \"{name}\"\nuser = \"{user}\"\napp = \"{}\"\n\
+             fastcgi = \"{addr}\"\n",
+            s.app
+        ));
+    }
+    let path = s.dir.join("apps.toml");
+    std::fs::write(&path, conf).unwrap();
+    chmod(&path, 0o644);
+    let d = Daemon::builder("")
+        .exe(&s.exe)
+        .cwd(&s.dir)
+        .args(&["--config", path.to_str().unwrap()])
+        .start();
+    d.wait_log("wsgid ready: 2 workers", 30);
+    let at = |addr: &str, uri: &str| {
+        let r = fcgi::request(addr, &Request::get(uri)).cgi();
+        assert_eq!(r.status, 200, "{uri}: {}", r.text());
+        r.text()
+    };
+    for (name, user, addr, other) in [("a", USER_A, &addrs[0], "b"), ("b", USER_B, &addrs[1], "a")]
+    {
+        assert_dropped(&at(addr, "/status"), user, &[]);
+        let own = s.dir.join(format!("secret-{name}"));
+        let theirs = s.dir.join(format!("secret-{other}"));
+        assert_eq!(
+            at(addr, &format!("/read?{}", own.display())),
+            format!("read:secret of {name}")
+        );
+        assert_eq!(
+            at(addr, &format!("/read?{}", theirs.display())),
+            "PermissionError"
+        );
+        assert!(
+            d.log().contains(&format!(
+                "app {name}: workers run as user {user} (uid {})",
+                uid(user)
+            )),
+            "{}",
+            d.log()
+        );
+    }
+}
+
 /// --umask sets the mode of the files the application creates; --supplementary-groups
 /// are the worker's groups, and nothing else; --chdir is entered as the user.
 #[test]

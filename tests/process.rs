@@ -615,3 +615,27 @@ fn workers_run_on_the_interpreter_and_import_extension_modules() {
     let title = cmdline.split(|&b| b == 0).next().unwrap();
     assert_eq!(title, b"wsgid: worker 0");
 }
+
+/// A connection the worker accepted before SIGTERM but whose request had not arrived yet
+/// is served, not cut off: the front end opened it to send one.
+#[test]
+fn sigterm_serves_a_request_sent_just_after_it_on_an_accepted_connection() {
+    let mut d = Daemon::builder(APP).fastcgi().start();
+    let addr = d.fcgi.clone().unwrap();
+    // Keeps the worker busy past the signal, so the master waits for it.
+    let a = addr.clone();
+    let slow = thread::spawn(move || get(&a, "/sleep?2"));
+    d.wait_log("sleep started", 20);
+    let mut c = Client::connect(&addr);
+    // Accepted by now (the worker accepts within a poll turn).
+    thread::sleep(Duration::from_millis(200));
+    let pid = nix::unistd::Pid::from_raw(d.pid() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    d.wait_log("stopping: no new connections", 20);
+    thread::sleep(Duration::from_millis(100));
+    let r = c.request(1, false, &Request::get("/pid")).cgi();
+    assert_eq!(r.status, 200, "{}", d.log());
+    assert_eq!(slow.join().unwrap(), (200, "slept".to_string()));
+    let st = d.stop_with(Signal::SIGTERM, 20);
+    assert!(st.success(), "{st}");
+}

@@ -8,17 +8,18 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::settings::ListenAddr;
+use super::settings::{Listen, ListenAddr};
 use super::values::{
-    parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen_addr, parse_mode, parse_size,
-    BodyLimit,
+    parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen, parse_listen_addr,
+    parse_mode, parse_size, BodyLimit,
 };
 
 const AFTER_HELP: &str = "\
 ADDR is host:port, [v6]:port, unix:/path or fd:N (an inherited listening socket).
 With no --fastcgi or --scgi, wsgid serves FastCGI on a listening socket passed as fd 0
 (mod_fcgid, lighttpd bin-path, cgi-fcgi -start) or on systemd's LISTEN_FDS.
-Sizes take K, M, G, T, P, E suffixes (powers of 1024); durations are seconds (0.5, 250ms, 2m).
+Sizes take K, M, G, T, P, E suffixes (powers of 1024); durations are seconds
+(0.5, 250ms, 2m, 1h, 1d).
 
 Signals: SIGTERM finishes in-flight requests then exits; SIGINT does the same with a
 shorter timeout. Exit status: 0 clean, 1 failure, 2 usage or configuration error.
@@ -37,6 +38,14 @@ pub struct Cli {
     /// .py/.wsgi file whose `application` is served (path.py:name for another callable)
     #[arg(value_name = "APP")]
     pub app: Option<String>,
+
+    /// The application's name, in logs, process titles and `wsgid status` [default: none]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Listen on fastcgi:ADDR or scgi:ADDR (repeatable)
+    #[arg(long, value_name = "PROTOCOL:ADDR", value_parser = parse_listen)]
+    pub listen: Vec<Listen>,
 
     /// Listen for FastCGI on ADDR (repeatable)
     #[arg(long, value_name = "ADDR", value_parser = parse_listen_addr)]
@@ -77,6 +86,11 @@ pub struct Cli {
     /// Extra environment variable for workers (repeatable)
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
+
+    /// Unix socket on which the master answers `wsgid status` and `wsgid reload`
+    /// [default: none]
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 
     /// TOML configuration file; options given here override it
     #[arg(long, value_name = "FILE")]
@@ -131,10 +145,26 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
 
-    /// Not an option: refused with a message naming --max-in-flight (elsewhere,
-    /// max-requests means recycling a worker after N requests)
-    #[arg(long, value_name = "N", hide = true)]
-    pub max_requests: Option<String>,
+    /// Replace a worker, gracefully, after it has taken N requests (0: never) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<u64>,
+
+    /// Add up to N to each worker's --max-requests, drawn per worker, so that workers
+    /// started together are not replaced together [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_requests_jitter: Option<u64>,
+
+    /// Replace a worker, gracefully, once its resident memory exceeds this [default: none]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_rss: Option<u64>,
+
+    /// Replace a worker, gracefully, once it has used this much CPU time [default: none]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
+    pub max_cpu_time: Option<u64>,
+
+    /// Replace a worker, gracefully, once it is this old [default: none]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
+    pub max_lifetime: Option<u64>,
 
     /// Response bytes buffered per request before the application is paused [default: 256K]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]

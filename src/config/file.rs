@@ -19,7 +19,10 @@ use super::values::{
 /// The contents of a configuration file.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FileConfig {
+    pub name: Option<String>,
     pub app: Option<String>,
+    /// `PROTOCOL:ADDR` strings (`fastcgi:127.0.0.1:9000`, `scgi:unix:/run/x.sock`).
+    pub listen: Option<Vec<String>>,
     pub fastcgi: Option<OneOrMany>,
     pub scgi: Option<OneOrMany>,
     pub processes: Option<usize>,
@@ -41,9 +44,11 @@ pub struct FileConfig {
     pub interrupt_timeout: Option<Millis>,
     pub max_connections: Option<usize>,
     pub max_in_flight: Option<usize>,
-    /// Not a setting: present, it is refused with a message naming `max_in_flight`
-    /// (`resolve`).
-    pub max_requests: Option<Value>,
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: Option<u64>,
+    pub max_rss: Option<Size>,
+    pub max_cpu_time: Option<Millis>,
+    pub max_lifetime: Option<Millis>,
     pub output_buffer: Option<Size>,
     pub input_buffer: Option<Size>,
     pub log_level: Option<String>,
@@ -64,8 +69,10 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 35] = [
+pub const KEYS: [&str; 41] = [
+    "name",
     "app",
+    "listen",
     "fastcgi",
     "scgi",
     "processes",
@@ -88,6 +95,10 @@ pub const KEYS: [&str; 35] = [
     "max_connections",
     "max_in_flight",
     "max_requests",
+    "max_requests_jitter",
+    "max_rss",
+    "max_cpu_time",
+    "max_lifetime",
     "output_buffer",
     "input_buffer",
     "log_level",
@@ -109,6 +120,8 @@ const A_BODY_LIMIT: &str = "a number of bytes, a string such as \"10M\", or \"un
 const A_DURATION: &str = "seconds (such as 30 or 0.5), or a string such as \"250ms\"";
 const A_MODE: &str = "an octal mode: a string such as \"0660\", or an integer such as 0o660";
 const ADDRESSES: &str = "an address string such as \"127.0.0.1:9000\", or a list of them";
+const LISTEN: &str =
+    "a list of listeners, such as [\"fastcgi:127.0.0.1:9000\", \"scgi:unix:/run/a.sock\"]";
 const DIRECTORIES: &str = "a list of directories, such as [\"/srv/lib\"]";
 const AN_ACCOUNT: &str = "a name, or a number such as 33";
 const ACCOUNTS: &str = "a list of group names or numbers, such as [\"www-data\", 1001]";
@@ -148,7 +161,9 @@ impl FileConfig {
     /// Sets `key` from `value`; Err says what is wrong with the value.
     fn set(&mut self, key: &str, value: Value) -> Result<(), String> {
         match key {
+            "name" => self.name = Some(string(value)?),
             "app" => self.app = Some(string(value)?),
+            "listen" => self.listen = Some(listen_list(value)?),
             "fastcgi" => self.fastcgi = Some(addresses(value)?),
             "scgi" => self.scgi = Some(addresses(value)?),
             "processes" => self.processes = Some(count(value)?),
@@ -170,7 +185,11 @@ impl FileConfig {
             "interrupt_timeout" => self.interrupt_timeout = Some(duration(value)?),
             "max_connections" => self.max_connections = Some(count(value)?),
             "max_in_flight" => self.max_in_flight = Some(count(value)?),
-            "max_requests" => self.max_requests = Some(value),
+            "max_requests" => self.max_requests = Some(count(value)? as u64),
+            "max_requests_jitter" => self.max_requests_jitter = Some(count(value)? as u64),
+            "max_rss" => self.max_rss = Some(size(value)?),
+            "max_cpu_time" => self.max_cpu_time = Some(duration(value)?),
+            "max_lifetime" => self.max_lifetime = Some(duration(value)?),
             "output_buffer" => self.output_buffer = Some(size(value)?),
             "input_buffer" => self.input_buffer = Some(size(value)?),
             "log_level" => self.log_level = Some(string(value)?),
@@ -189,48 +208,101 @@ impl FileConfig {
     }
 }
 
-/// The configuration with every valid key set, and a problem per invalid one; Err for a
-/// file that is not TOML.
-fn parse_from(text: &str, path: Option<&Path>) -> Result<(FileConfig, Vec<String>), String> {
-    let in_file = |what: String| match path {
-        Some(p) => format!("{what} in {}", p.display()),
-        None => what,
-    };
-    // TOML syntax first, reported on one line with its position.
-    let table: BTreeMap<String, Spanned<Value>> = toml::from_str(text).map_err(|e| {
-        let at = match e.span() {
-            Some(span) => {
-                let line = line_of(text, span.start);
-                let start = text[..span.start.min(text.len())]
-                    .rfind('\n')
-                    .map_or(0, |i| i + 1);
-                let column = text[start..span.start.min(text.len())].chars().count() + 1;
-                format!("line {line}, column {column}: ")
-            }
-            None => String::new(),
+/// One configuration file's text, for the lines and names in messages.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: Option<PathBuf>,
+    pub text: String,
+}
+
+impl Source {
+    /// `KEY in FILE, line N` (or `KEY, line N` for text that is not a file).
+    pub fn locate(&self, key: &str, span_start: usize) -> (usize, String) {
+        let line = line_of(&self.text, span_start);
+        let place = match &self.path {
+            Some(p) => format!("{key} in {}, line {line}", p.display()),
+            None => format!("{key}, line {line}"),
         };
-        let why = e.message().trim_end().replace('\n', "; ");
-        match path {
-            Some(p) => format!("{}, {at}invalid TOML: {why}", p.display()),
-            None => format!("{at}invalid TOML: {why}"),
-        }
-    })?;
+        (line, place)
+    }
+
+    /// Parses the text as a TOML table; a syntax error is one line with its position.
+    pub fn table<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let text = &self.text;
+        toml::from_str(text).map_err(|e| {
+            let at = match e.span() {
+                Some(span) => {
+                    let line = line_of(text, span.start);
+                    let start = text[..span.start.min(text.len())]
+                        .rfind('\n')
+                        .map_or(0, |i| i + 1);
+                    let column = text[start..span.start.min(text.len())].chars().count() + 1;
+                    format!("line {line}, column {column}: ")
+                }
+                None => String::new(),
+            };
+            let why = e.message().trim_end().replace('\n', "; ");
+            match &self.path {
+                Some(p) => format!("{}, {at}invalid TOML: {why}", p.display()),
+                None => format!("{at}invalid TOML: {why}"),
+            }
+        })
+    }
+}
+
+/// A key, its value, and the file it was read from.
+pub struct Entry<'a> {
+    pub key: String,
+    pub value: Spanned<Value>,
+    pub source: &'a Source,
+}
+
+/// A problem, with the place it sorts by (source order, then line).
+pub type Problem = ((usize, usize), String);
+
+/// The configuration `entries` set, every valid key set, and a problem per invalid one.
+/// `order` is the position of each entry's source among the files read, for sorting.
+pub fn build<'a>(
+    entries: impl IntoIterator<Item = Entry<'a>>,
+    order: impl Fn(&Source) -> usize,
+) -> (FileConfig, Vec<Problem>) {
     let mut config = FileConfig::default();
-    let mut problems: Vec<(usize, String)> = Vec::new();
-    for (key, value) in table {
-        let line = line_of(text, value.span().start);
+    let mut problems = Vec::new();
+    for Entry { key, value, source } in entries {
+        let (line, place) = source.locate(&key, value.span().start);
         config.lines.insert(key.clone(), line);
         if let Err(e) = config.set(&key, value.into_inner()) {
-            problems.push((line, format!("{}, line {line}: {e}", in_file(key.clone()))));
+            problems.push(((order(source), line), format!("{place}: {e}")));
             config.rejected.push(key);
         }
     }
+    (config, problems)
+}
+
+/// The configuration with every valid key set, and a problem per invalid one; Err for a
+/// file that is not TOML.
+fn parse_from(text: &str, path: Option<&Path>) -> Result<(FileConfig, Vec<String>), String> {
+    let source = Source {
+        path: path.map(Path::to_path_buf),
+        text: text.to_string(),
+    };
+    let table: BTreeMap<String, Spanned<Value>> = source.table()?;
+    // The main file's own keys are read by `files::load`.
+    let entries = table
+        .into_iter()
+        .filter(|(key, _)| !super::files::TOP_KEYS.contains(&key.as_str()))
+        .map(|(key, value)| Entry {
+            key,
+            value,
+            source: &source,
+        });
+    let (config, mut problems) = build(entries, |_| 0);
     problems.sort();
     Ok((config, problems.into_iter().map(|(_, p)| p).collect()))
 }
 
 /// The 1-based line of byte `at` in `text`.
-fn line_of(text: &str, at: usize) -> usize {
+pub fn line_of(text: &str, at: usize) -> usize {
     let at = at.min(text.len());
     text.as_bytes()[..at]
         .iter()
@@ -371,6 +443,13 @@ fn addresses(v: Value) -> Result<OneOrMany, String> {
     }
 }
 
+fn listen_list(v: Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(items) => strings(items, LISTEN),
+        other => Err(expected(LISTEN, &other)),
+    }
+}
+
 fn directories(v: Value) -> Result<Vec<PathBuf>, String> {
     match v {
         Value::Array(items) => Ok(strings(items, DIRECTORIES)?
@@ -401,7 +480,7 @@ fn table_of_strings(v: Value) -> Result<BTreeMap<String, String>, String> {
 fn unknown_key(key: &str) -> String {
     let nearest = KEYS
         .iter()
-        .filter(|&&k| k != "max_requests")
+        .chain(&super::files::TOP_KEYS)
         .map(|k| (edit_distance(key, k), *k))
         .min();
     match nearest {
@@ -458,6 +537,11 @@ mod tests {
             interrupt_timeout = "500ms"
             max_connections = 100
             max_in_flight = 50
+            max_requests = 10000
+            max_requests_jitter = 1000
+            max_rss = "512M"
+            max_cpu_time = "1h"
+            max_lifetime = "1d"
             output_buffer = "64K"
             input_buffer = "2M"
             log_level = "debug"
@@ -483,6 +567,11 @@ mod tests {
         assert_eq!(c.graceful_timeout, Some(Millis(60_000)));
         assert_eq!(c.interrupt_timeout, Some(Millis(500)));
         assert_eq!(c.max_in_flight, Some(50));
+        assert_eq!(c.max_requests, Some(10_000));
+        assert_eq!(c.max_requests_jitter, Some(1000));
+        assert_eq!(c.max_rss, Some(Size(512 << 20)));
+        assert_eq!(c.max_cpu_time, Some(Millis(3_600_000)));
+        assert_eq!(c.max_lifetime, Some(Millis(86_400_000)));
         assert_eq!(c.input_buffer, Some(Size(2 << 20)));
         assert_eq!(c.log_level.as_deref(), Some("debug"));
     }
@@ -631,14 +720,12 @@ mod tests {
         let c = FileConfig::parse(example).unwrap();
         let table: BTreeMap<String, Value> = toml::from_str(example).unwrap();
         for key in KEYS {
-            if key != "max_requests" {
-                assert!(
-                    table.contains_key(key),
-                    "conf.d/wsgid.toml does not set {key}"
-                );
-            }
+            assert!(
+                table.contains_key(key),
+                "conf.d/wsgid.toml does not set {key}"
+            );
         }
-        assert_eq!(c.max_requests, None);
+        assert!(c.max_requests.is_some());
 
         let man8 = include_str!("../../man/wsgid.8");
         let man5 = include_str!("../../man/wsgid.toml.5");
@@ -654,12 +741,22 @@ mod tests {
                 options.push(long.replace('-', "_"));
             }
         }
-        // Every option has a key, and every key an option.
+        // Every option has a key, and every key an option (but include, which only a
+        // file can use).
         options.push("app".into());
         options.sort();
-        let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        let mut keys: Vec<String> = KEYS
+            .iter()
+            .chain(&super::super::files::TOP_KEYS)
+            .filter(|&&k| k != "include")
+            .map(|k| k.to_string())
+            .collect();
         keys.sort();
         assert_eq!(options, keys);
+        assert!(
+            man5.contains(".BR include "),
+            "wsgid.toml.5 does not document include"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod file;
+pub mod files;
 pub mod resolve;
 pub mod settings;
 pub mod values;

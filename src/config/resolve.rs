@@ -19,10 +19,11 @@ use std::path::{Component, Path, PathBuf};
 
 use super::cli::Cli;
 use super::file::FileConfig;
-use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Settings, Timeouts};
+use super::files;
+use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Recycle, Settings, Timeouts};
 use super::values::{
-    check_env_name, check_env_value, format_listen_addr, format_size, normalize_mount,
-    parse_listen_addr, BodyLimit, OneOrMany,
+    check_env_name, check_env_value, check_name, format_listen_addr, format_size, normalize_mount,
+    parse_listen, parse_listen_addr, BodyLimit, OneOrMany,
 };
 use crate::protocol::Params;
 
@@ -57,6 +58,9 @@ pub const MAX_SCGI_HEADER: usize = Params::MAX_BYTES;
 /// A worker posts its connection count on the board in a `u32` slot.
 pub const MAX_CONNECTIONS: usize = crate::board::MAX_COUNT;
 /// Buffered bytes are counted against the lengths of `Vec`s, which hold at most
+/// The shortest `max_lifetime` and `max_cpu_time`: a worker replaced more often than this
+/// would spend its life loading the application.
+pub const MIN_RECYCLE_MS: u64 = 1000;
 /// `isize::MAX` bytes.
 pub const MAX_BUFFER: usize = isize::MAX as usize;
 
@@ -92,24 +96,150 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Loads `--config` if given, then merges (see `merge`).
-pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Settings, ConfigError> {
-    match &cli.config {
-        Some(path) => {
-            // The file's problems and the merge's are reported together.
-            let path = anchor(&ctx.cwd, path);
-            let (file, mut problems) = FileConfig::load_partial(&path).map_err(ConfigError)?;
-            match merge(cli, Some((&file, &path)), ctx) {
-                Ok(settings) if problems.is_empty() => Ok(settings),
-                Ok(_) => Err(ConfigError(problems.join("\n"))),
-                Err(e) => {
-                    problems.push(e.0);
-                    Err(ConfigError(problems.join("\n")))
+/// What wsgid runs: one or more applications, and what the master itself needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub apps: Vec<Settings>,
+    /// Where the master answers `wsgid status` and `wsgid reload`.
+    pub control_socket: Option<PathBuf>,
+    /// The master's own log filter.
+    pub log_level: String,
+}
+
+/// Options that describe one application: with `[[app]]` tables in the file they belong
+/// there.
+const PER_APP_OPTIONS: [&str; 5] = ["APP", "--name", "--listen", "--fastcgi", "--scgi"];
+
+/// Loads `--config` if given (with what it includes), then merges the command line over
+/// each application it declares (see `merge`), and checks the applications against each
+/// other: distinct names, no socket given to two of them.
+pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Config, ConfigError> {
+    let Some(path) = &cli.config else {
+        let settings = merge(cli, None, ctx)?;
+        return Ok(Config {
+            control_socket: cli.control_socket.as_ref().map(|p| anchor(&ctx.cwd, p)),
+            log_level: settings.log_level.clone(),
+            apps: vec![settings],
+        });
+    };
+    // The file's problems and the merge's are reported together.
+    let path = anchor(&ctx.cwd, path);
+    let (loaded, mut problems) = files::load(&path).map_err(ConfigError)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let control_socket = match (&cli.control_socket, &loaded.control_socket) {
+        (Some(p), _) => Some(anchor(&ctx.cwd, p)),
+        (None, Some(p)) => Some(anchor(dir, p)),
+        (None, None) => None,
+    };
+    let mut apps = Vec::new();
+    if loaded.apps.is_empty() {
+        match merge(cli, Some((&loaded.top, &path)), ctx) {
+            Ok(settings) => apps.push(settings),
+            Err(e) => problems.push(e.0),
+        }
+    } else {
+        let given: Vec<&str> = [
+            cli.app.is_some(),
+            cli.name.is_some(),
+            !cli.listen.is_empty(),
+            !cli.fastcgi.is_empty(),
+            !cli.scgi.is_empty(),
+        ]
+        .iter()
+        .zip(PER_APP_OPTIONS)
+        .filter_map(|(&set, name)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            problems.push(format!(
+                "{}: {} declares [[app]] tables, so each app's own settings belong there",
+                given.join(", "),
+                path.display()
+            ));
+        }
+        // Reported above; each app keeps its own.
+        let cli = &Cli {
+            app: None,
+            name: None,
+            listen: Vec::new(),
+            fastcgi: Vec::new(),
+            scgi: Vec::new(),
+            ..cli.clone()
+        };
+        for table in &loaded.apps {
+            let label = table.config.name.clone().unwrap_or_default();
+            let place = format!(
+                "the [[app]] table at {}, line {}",
+                table.file.display(),
+                table.line
+            );
+            if table.config.name.is_none() && !table.config.rejected.iter().any(|k| k == "name") {
+                problems.push(format!("{place} has no name: set name = \"...\""));
+            }
+            match merge_app(cli, Some((&table.config, &table.file)), ctx, Some(&label)) {
+                Ok(settings) => {
+                    if settings.listen.is_empty() {
+                        let app = match label.as_str() {
+                            "" => String::new(),
+                            name => format!(" (app {name})"),
+                        };
+                        problems.push(format!(
+                            "{place}{app} has no listener: set listen, fastcgi or scgi"
+                        ));
+                    }
+                    apps.push(settings);
+                }
+                Err(e) => problems.push(e.0),
+            }
+        }
+        problems.extend(clashes(&apps));
+    }
+    let m = Merger {
+        file_path: Some(&path),
+        cwd: &ctx.cwd,
+        file_dir: dir.to_path_buf(),
+        app_label: None,
+    };
+    let log_level = match m.log_level(cli, &loaded.top, ctx) {
+        Ok(l) => l,
+        Err(e) => {
+            if !problems.contains(&e.0) {
+                problems.push(e.0);
+            }
+            DEFAULT_LOG_LEVEL.to_string()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ConfigError(problems.join("\n")));
+    }
+    Ok(Config {
+        apps,
+        control_socket,
+        log_level,
+    })
+}
+
+/// Two applications with one name, or one socket given to two applications.
+fn clashes(apps: &[Settings]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, a) in apps.iter().enumerate() {
+        for b in &apps[i + 1..] {
+            if !a.name.is_empty() && a.name == b.name {
+                problems.push(format!("two apps are named {}", a.name));
+            }
+            for l in &a.listen {
+                let ephemeral = matches!(&l.addr, ListenAddr::Tcp(t) if t.port() == 0);
+                if !ephemeral && b.listen.iter().any(|m| m.addr == l.addr) {
+                    problems.push(format!(
+                        "{} is given to two apps, {} and {}",
+                        format_listen_addr(&l.addr),
+                        a.name,
+                        b.name
+                    ));
                 }
             }
         }
-        None => merge(cli, None, ctx),
     }
+    problems
 }
 
 /// Merges the command line over a parsed configuration file (with its absolute path) over
@@ -119,6 +249,16 @@ pub fn merge(
     cli: &Cli,
     file: Option<(&FileConfig, &Path)>,
     ctx: &Context,
+) -> Result<Settings, ConfigError> {
+    merge_app(cli, file, ctx, None)
+}
+
+/// `merge` for the application called `label` among several (messages name it).
+pub fn merge_app(
+    cli: &Cli,
+    file: Option<(&FileConfig, &Path)>,
+    ctx: &Context,
+    label: Option<&str>,
 ) -> Result<Settings, ConfigError> {
     let empty = FileConfig::default();
     let (f, file_path) = match file {
@@ -131,27 +271,17 @@ pub fn merge(
         file_dir: file_path
             .and_then(Path::parent)
             .map_or_else(|| ctx.cwd.clone(), Path::to_path_buf),
+        app_label: label.map(str::to_string),
     };
     let mut problems = Problems::default();
 
-    // gunicorn's and uWSGI's max-requests recycle a worker after N requests: a user who
-    // sets it here means that, not a limit on requests at once.
-    if let Some(old) = m.pick(
-        "max_requests",
-        cli.max_requests.clone().map(drop),
-        f.max_requests.clone().map(drop),
-    ) {
-        let new = if old.from_cli {
-            "--max-in-flight"
-        } else {
-            "max_in_flight"
-        };
-        problems.add(old.err(format!(
-            "there is no such setting: the number of requests one worker holds at once is \
-             {new}; recycling a worker after N requests (what max-requests means in gunicorn \
-             and uWSGI) is not supported yet"
-        )));
-    }
+    let name = match m.pick("name", cli.name.clone(), f.name.clone()) {
+        Some(p) => problems
+            .take(check_name(&p.value).map_err(|e| p.err(e)))
+            .map(|()| p.value)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
 
     let app = match m.pick("app", cli.app.clone(), f.app.clone()) {
         Some(app) => {
@@ -307,6 +437,49 @@ pub fn merge(
         ),
     };
 
+    let recycle = Recycle {
+        // 0 is gunicorn's and uWSGI's "never".
+        max_requests: m
+            .pick("max_requests", cli.max_requests, f.max_requests)
+            .and_then(|p| (p.value > 0).then_some(p.value)),
+        max_requests_jitter: m
+            .pick(
+                "max_requests_jitter",
+                cli.max_requests_jitter,
+                f.max_requests_jitter,
+            )
+            .map_or(0, |p| p.value),
+        max_rss: problems
+            .take(
+                m.pick("max_rss", cli.max_rss, f.max_rss.map(|s| s.0))
+                    .map(|p| size(Some(p), 0, usize::MAX).map(|n| n as u64))
+                    .transpose(),
+            )
+            .flatten(),
+        max_cpu_time_ms: problems
+            .take(
+                m.pick(
+                    "max_cpu_time",
+                    cli.max_cpu_time,
+                    f.max_cpu_time.map(|d| d.0),
+                )
+                .map(|p| millis(Some(p), 0, MIN_RECYCLE_MS))
+                .transpose(),
+            )
+            .flatten(),
+        max_lifetime_ms: problems
+            .take(
+                m.pick(
+                    "max_lifetime",
+                    cli.max_lifetime,
+                    f.max_lifetime.map(|d| d.0),
+                )
+                .map(|p| millis(Some(p), 0, MIN_RECYCLE_MS))
+                .transpose(),
+            )
+            .flatten(),
+    };
+
     let max_connections = problems
         .take(count_within(
             m.pick("max_connections", cli.max_connections, f.max_connections),
@@ -356,6 +529,7 @@ pub fn merge(
         return Err(ConfigError("no application".into()));
     };
     Ok(Settings {
+        name,
         app,
         listen,
         processes,
@@ -368,6 +542,7 @@ pub fn merge(
         env,
         limits,
         timeouts,
+        recycle,
         max_connections,
         max_in_flight,
         output_buffer,
@@ -427,6 +602,8 @@ struct Merger<'a> {
     file_path: Option<&'a Path>,
     cwd: &'a Path,
     file_dir: PathBuf,
+    /// The application's name, among several.
+    app_label: Option<String>,
 }
 
 impl Merger<'_> {
@@ -443,7 +620,10 @@ impl Merger<'_> {
         let name = match (from_cli, self.file_path) {
             (true, _) if key == "app" => "APP".to_string(),
             (true, _) => format!("--{}", key.replace('_', "-")),
-            (false, Some(p)) => format!("{key} in {}", p.display()),
+            (false, Some(p)) => match &self.app_label {
+                Some(app) if !app.is_empty() => format!("{key} (app {app}) in {}", p.display()),
+                _ => format!("{key} in {}", p.display()),
+            },
             (false, None) => key.to_string(),
         };
         Picked {
@@ -478,7 +658,10 @@ impl Merger<'_> {
     /// The listeners given, each checked; a bad one is noted in `problems` and left out.
     fn listeners(&self, cli: &Cli, f: &FileConfig, problems: &mut Problems) -> Vec<Listen> {
         let mut given: Vec<(Protocol, ListenAddr, Picked<()>)> = Vec::new();
-        if !cli.fastcgi.is_empty() || !cli.scgi.is_empty() {
+        if !cli.fastcgi.is_empty() || !cli.scgi.is_empty() || !cli.listen.is_empty() {
+            for l in &cli.listen {
+                given.push((l.protocol, l.addr.clone(), self.origin("listen", true)));
+            }
             for (protocol, addrs, key) in [
                 (Protocol::Fastcgi, &cli.fastcgi, "fastcgi"),
                 (Protocol::Scgi, &cli.scgi, "scgi"),
@@ -488,6 +671,13 @@ impl Merger<'_> {
                 }
             }
         } else {
+            if let Some(origin) = self.pick("listen", None, f.listen.clone()) {
+                for s in &origin.value {
+                    if let Some(l) = problems.take(parse_listen(s).map_err(|e| origin.err(e))) {
+                        given.push((l.protocol, l.addr, origin.with(())));
+                    }
+                }
+            }
             for (protocol, addrs, key) in [
                 (Protocol::Fastcgi, &f.fastcgi, "fastcgi"),
                 (Protocol::Scgi, &f.scgi, "scgi"),

@@ -23,8 +23,13 @@ pub const EXIT_APP_LOAD_FAILED: u8 = 3;
 /// What a worker writes to its ready pipe (`WorkerSpec::ready_fd`) once its application is
 /// loaded: an exit after it is not a failure to load.
 pub const LOADED: u8 = b'L';
-/// What a worker writes to its ready pipe once it serves; it then closes the pipe.
+/// What a worker writes to its ready pipe once it serves.
 pub const READY: u8 = b'R';
+/// What a serving worker writes to its ready pipe to be replaced: it has taken its
+/// `max_requests`.
+pub const REPLACE_MAX_REQUESTS: u8 = b'N';
+/// The same, because a request outlived `request_timeout` and its grace period.
+pub const REPLACE_STUCK: u8 = b'T';
 
 /// Gateway protocol of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +56,9 @@ pub struct Listen {
 /// Everything a worker needs to know about the application and how to serve it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The application's name among several (in logs, titles, `wsgid status`); "" when
+    /// none was given.
+    pub name: String,
     /// `module:callable`, `path.py`, or `path.py:callable`.
     pub app: String,
     pub listen: Vec<Listen>,
@@ -67,6 +75,8 @@ pub struct Settings {
     pub env: BTreeMap<String, String>,
     pub limits: LimitsConfig,
     pub timeouts: Timeouts,
+    /// When a worker is replaced by a fresh one.
+    pub recycle: Recycle,
     /// Connections one worker holds open at once (reported as FCGI_MAX_CONNS).
     pub max_connections: usize,
     /// Requests one worker holds at once, running or waiting for a thread (FCGI_MAX_REQS).
@@ -184,6 +194,24 @@ impl Default for Timeouts {
     }
 }
 
+/// When a worker is replaced, gracefully, by a fresh one: its successor starts, and once
+/// it serves the old worker stops accepting and finishes what it holds. `None`: never for
+/// that reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Recycle {
+    /// After this many requests (plus up to `max_requests_jitter`, drawn per worker, so
+    /// that workers started together are not replaced together).
+    pub max_requests: Option<u64>,
+    pub max_requests_jitter: u64,
+    /// Once its resident memory exceeds this many bytes (checked every
+    /// `RECYCLE_CHECK_INTERVAL`).
+    pub max_rss: Option<u64>,
+    /// Once it has used this much CPU time (user and system), in milliseconds.
+    pub max_cpu_time_ms: Option<u64>,
+    /// Once it is this old, in milliseconds.
+    pub max_lifetime_ms: Option<u64>,
+}
+
 /// One listener a worker inherits: an open, listening, non-CLOEXEC file descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InheritedListener {
@@ -193,6 +221,18 @@ pub struct InheritedListener {
     pub addr: ListenAddr,
 }
 
+/// Where a worker posts its connection count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardPlace {
+    /// The board's descriptor.
+    pub fd: i32,
+    /// Slots on the board: two per worker position, so that a worker and its replacement
+    /// each have their own while both run.
+    pub slots: usize,
+    /// This worker's.
+    pub slot: usize,
+}
+
 /// What the master tells a worker it execs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSpec {
@@ -200,12 +240,14 @@ pub struct WorkerSpec {
     pub listeners: Vec<InheritedListener>,
     /// 0-based index of this worker among `settings.processes`.
     pub index: usize,
-    /// Write end of a pipe: the worker writes `LOADED` once the app is loaded, then `READY`
-    /// once it serves.
+    /// Write end of the worker's report pipe (`worker::report`): `LOADED` once the app is
+    /// loaded, `READY` once it serves, then a request to be replaced if it comes to that.
     pub ready_fd: Option<i32>,
-    /// The connection board (`crate::board`), with `settings.processes` slots, when the
-    /// worker has siblings.
-    pub board_fd: Option<i32>,
+    /// The connection board (`crate::board`), when the worker has siblings.
+    pub board: Option<BoardPlace>,
     /// Load the app, report, exit 0/1; serve nothing (`wsgid --check`).
     pub check_only: bool,
+    /// Ask to be replaced after this many requests: `settings.recycle.max_requests` with
+    /// this worker's jitter added.
+    pub max_requests: Option<u64>,
 }

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::settings::{ListenAddr, WORKER_SPEC_ENV};
+use super::settings::{Listen, ListenAddr, Protocol, WORKER_SPEC_ENV};
 
 /// The longest duration any timeout accepts: one year, in milliseconds.
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
@@ -59,6 +59,42 @@ pub fn parse_listen_addr(s: &str) -> Result<ListenAddr, String> {
         "; the host must be an IP address or localhost".to_string()
     };
     Err(format!("{s:?} is not a listen address ({FORMS}){hint}"))
+}
+
+/// Parses `fastcgi:ADDR` or `scgi:ADDR` (the `listen` key and `--listen`).
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    let (protocol, addr) = if let Some(a) = s.strip_prefix("fastcgi:") {
+        (Protocol::Fastcgi, a)
+    } else if let Some(a) = s.strip_prefix("scgi:") {
+        (Protocol::Scgi, a)
+    } else {
+        return Err(format!(
+            "{s:?} does not say its protocol: write fastcgi:ADDR or scgi:ADDR, such as \
+             \"fastcgi:127.0.0.1:9000\" or \"scgi:unix:/run/wsgid/app.sock\""
+        ));
+    };
+    Ok(Listen {
+        protocol,
+        addr: parse_listen_addr(addr)?,
+    })
+}
+
+/// Checks an app's name: 1 to 64 letters, digits, `_`, `-` and `.`, starting with a
+/// letter or digit (it names the app in logs, process titles and `wsgid status`).
+pub fn check_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a name: 1 to 64 letters, digits, '_', '-' or '.', starting with a \
+             letter or digit"
+        ))
+    }
 }
 
 /// Writes an address the way `parse_listen_addr` reads it.
@@ -138,8 +174,8 @@ pub fn parse_body_limit(s: &str) -> Result<BodyLimit, String> {
         .map_err(|e| format!("{e}, or \"unlimited\""))
 }
 
-/// Parses a duration: seconds (fractions allowed), or a number with an `ms`, `s` or `m`
-/// suffix. Returns milliseconds, rounded to the nearest one.
+/// Parses a duration: seconds (fractions allowed), or a number with an `ms`, `s`, `m`, `h`
+/// or `d` suffix. Returns milliseconds, rounded to the nearest one.
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -148,6 +184,10 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86400.0)
     } else {
         (t, 1.0)
     };
@@ -156,7 +196,7 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     match num.parse::<f64>() {
         Ok(v) if plain => seconds_to_ms(v * scale).map_err(|e| format!("{s:?}: {e}")),
         _ => Err(format!(
-            "{s:?} is not a duration (expected seconds such as 30 or 0.5, or 250ms, 2m)"
+            "{s:?} is not a duration (expected seconds such as 30 or 0.5, or 250ms, 2m, 1h, 1d)"
         )),
     }
 }
@@ -415,11 +455,13 @@ mod tests {
         assert_eq!(parse_duration_ms("1.5s"), Ok(1500));
         assert_eq!(parse_duration_ms("250ms"), Ok(250));
         assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("1.5d"), Ok(129_600_000));
         assert_eq!(parse_duration_ms("0"), Ok(0));
         assert_eq!(parse_duration_ms("0.0004"), Ok(0));
         assert_eq!(parse_duration_ms("31536000"), Ok(MAX_DURATION_MS));
         for bad in [
-            "", "-1", "x", "1h", "nan", "inf", "1e3", "31536001", "s", "ms",
+            "", "-1", "x", "1x", "h", "d", "nan", "inf", "1e3", "31536001", "s", "ms", "366d",
         ] {
             assert!(parse_duration_ms(bad).is_err(), "{bad:?} accepted");
         }

@@ -199,7 +199,7 @@ pub fn spawn_worker(
     let library = image.library.as_raw_fd();
     let mut inherit: Vec<RawFd> = spec.listeners.iter().map(|l| l.fd).collect();
     inherit.push(library);
-    inherit.extend(spec.board_fd);
+    inherit.extend(spec.board.map(|b| b.fd));
     let mut ready_pair: Option<(OwnedFd, OwnedFd)> = None;
     if with_ready_pipe {
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC)?;

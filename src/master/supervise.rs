@@ -1,30 +1,29 @@
-//! The supervision loop: starts the workers, waits until each is ready, replaces those that
-//! die (with backoff, vacating their slot on the connection board), and on SIGTERM or SIGINT
-//! forwards the signal, waits for the workers to finish their requests, kills stragglers,
-//! and returns the exit status.
+//! The supervision loop: starts each application's workers (`pool`), waits until each is
+//! ready, keeps them serving (replacing the dead with backoff and the recycled gracefully),
+//! and on SIGTERM or SIGINT forwards the signal, waits for the workers to finish their
+//! requests, kills stragglers, and returns the exit status.
 //!
 //! The loop is single-threaded and sleeps in poll(2) on the signals' self-pipe and the
-//! workers' ready pipes; every wake-up re-reads signals, ready pipes and exited children.
+//! workers' report pipes, or until the next timer (a respawn, a recycling check, a
+//! deadline); every wake-up re-reads signals, report pipes and exited children.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, Signal as Sig};
+use nix::sys::signal::Signal as Sig;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
-use super::backoff::Backoff;
 use super::listeners::Listener;
 use super::notify::notify;
+use super::pool::{Exited, Pool};
 use super::signals::{Signal, Signals};
-use super::spawn::{spawn_worker, Image};
+use super::spawn::Image;
 use super::{EXIT_FAILURE, EXIT_OK};
-use crate::board::Board;
-use crate::config::{InheritedListener, Settings, WorkerSpec, EXIT_APP_LOAD_FAILED, LOADED, READY};
+use crate::config::resolve::Config;
+use crate::config::{Settings, EXIT_APP_LOAD_FAILED};
+use std::os::fd::AsFd;
 
 /// Added to the graceful and interrupt timeouts before stragglers are killed: the workers
 /// apply the timeout themselves, the master only backs them up.
@@ -33,17 +32,17 @@ pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 /// How long the master waits for killed workers to be reaped before it exits anyway.
 pub const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// Reads the configuration anew, for a reload.
+pub type Loader = Box<dyn Fn() -> Result<Config, String>>;
+
 pub struct Supervisor {
-    settings: Settings,
-    /// What workers are started from.
-    image: Image,
-    listeners: Vec<Listener>,
-    inherited: Vec<InheritedListener>,
+    /// Every application's pool, and on a reload their successors and the pools they
+    /// replace while those finish.
+    pub(super) pools: Vec<Pool>,
+    pub(super) next_generation: u64,
+    pub(super) load: Loader,
     signals: Signals,
-    slots: Vec<Slot>,
     phase: Phase,
-    /// With more than one worker: the connection board and the descriptor workers map.
-    board: Option<(Board, OwnedFd)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,84 +58,58 @@ enum Phase {
     },
 }
 
-/// One of the `processes` worker positions.
-struct Slot {
-    index: usize,
-    worker: Option<Worker>,
-    backoff: Backoff,
-    respawn_at: Option<Instant>,
-    /// Some worker in this slot has been ready (startup needs each slot ready once).
-    ever_ready: bool,
-}
-
-struct Worker {
-    pid: Pid,
-    started: Instant,
-    /// Open until the ready byte or end of file arrives.
-    ready_pipe: Option<File>,
-    /// It loaded the application: a later exit is not a failure to load.
-    loaded: bool,
-    ready: bool,
-}
-
 impl Supervisor {
+    /// A supervisor of one pool per application, each with its image and its opened
+    /// listeners.
     pub fn new(
-        settings: Settings,
-        image: Image,
-        listeners: Vec<Listener>,
+        apps: Vec<(Settings, Image, Vec<Listener>)>,
         signals: Signals,
+        load: Loader,
     ) -> Supervisor {
-        let inherited = listeners.iter().map(Listener::inherited).collect();
-        let slots = (0..settings.processes)
-            .map(|index| Slot {
-                index,
-                worker: None,
-                backoff: Backoff::default(),
-                respawn_at: None,
-                ever_ready: false,
+        let pools: Vec<Pool> = apps
+            .into_iter()
+            .zip(0..)
+            .map(|((settings, image, listeners), generation)| {
+                let listeners = listeners.into_iter().map(Rc::new).collect();
+                Pool::new(settings, image, listeners, generation, None)
             })
             .collect();
-        let board = if settings.processes > 1 {
-            Board::create(settings.processes)
-                .map_err(|e| {
-                    tracing::warn!("no connection board, workers will not spread connections: {e}")
-                })
-                .ok()
-        } else {
-            None
-        };
         Supervisor {
-            settings,
-            image,
-            listeners,
-            inherited,
+            next_generation: pools.len() as u64,
+            pools,
+            load,
             signals,
-            slots,
             phase: Phase::Starting,
-            board,
         }
     }
 
     /// Runs until the workers are stopped; returns the exit status. The listeners (and their
     /// socket files) are closed when the supervisor is dropped.
     pub fn run(mut self) -> u8 {
-        tracing::info!(
-            "starting {} for {}",
-            plural(self.settings.processes, "worker"),
-            self.settings.app
-        );
-        for i in 0..self.slots.len() {
-            if !self.start(i) {
-                self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
-                break;
-            }
+        for p in &mut self.pools {
+            let s = p.settings();
+            let name = if s.name.is_empty() {
+                String::new()
+            } else {
+                format!(" (app {})", s.name)
+            };
+            tracing::info!(
+                "starting {} for {}{name}",
+                plural(s.processes, "worker"),
+                s.app
+            );
+        }
+        if !self.pools.iter_mut().all(Pool::start_all) {
+            self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
         }
         loop {
             for signal in self.signals.take() {
                 self.on_signal(signal);
             }
-            for i in 0..self.slots.len() {
-                self.read_ready(i);
+            let stopping = self.is_stopping();
+            for p in &mut self.pools {
+                let phase = p.phase(stopping);
+                p.read_reports(phase);
             }
             self.reap();
             if let Some(exit) = self.advance() {
@@ -146,69 +119,74 @@ impl Supervisor {
         }
     }
 
-    fn interrupt_timeout(&self) -> Duration {
-        Duration::from_millis(self.settings.timeouts.interrupt_ms)
+    /// The longest of the pools' graceful timeouts.
+    fn graceful_timeout(&self) -> Duration {
+        let ms = self
+            .pools
+            .iter()
+            .map(|p| p.settings().timeouts.graceful_ms)
+            .max();
+        Duration::from_millis(ms.unwrap_or(0))
     }
 
-    /// Starts the worker of slot `i`; false (logged) if it could not be started.
-    fn start(&mut self, i: usize) -> bool {
-        let spec = WorkerSpec {
-            settings: self.settings.clone(),
-            listeners: self.inherited.clone(),
-            index: i,
-            ready_fd: None,
-            board_fd: self.board.as_ref().map(|(_, fd)| fd.as_raw_fd()),
-            check_only: false,
-        };
-        match spawn_worker(&self.image, spec, true) {
-            Ok(spawned) => {
-                tracing::info!("worker {i} (pid {}) started", spawned.pid);
-                self.slots[i].worker = Some(Worker {
-                    pid: spawned.pid,
-                    started: Instant::now(),
-                    ready_pipe: spawned.ready,
-                    loaded: false,
-                    ready: false,
-                });
-                true
-            }
-            Err(e) => {
-                tracing::error!("cannot start worker {i}: {e}");
-                false
-            }
-        }
+    /// The longest of the pools' interrupt timeouts.
+    fn interrupt_timeout(&self) -> Duration {
+        let ms = self
+            .pools
+            .iter()
+            .map(|p| p.settings().timeouts.interrupt_ms)
+            .max();
+        Duration::from_millis(ms.unwrap_or(0))
+    }
+
+    fn live(&self) -> usize {
+        self.pools.iter().map(Pool::live).sum()
     }
 
     fn on_signal(&mut self, signal: Signal) {
-        let t = self.settings.timeouts;
         match signal {
             Signal::Term => {
                 if matches!(self.phase, Phase::Stopping { .. }) {
                     tracing::info!("SIGTERM: already stopping");
                     return;
                 }
+                let t = self.graceful_timeout();
                 tracing::info!(
                     "SIGTERM: stopping {} (graceful timeout {:.3} s)",
                     plural(self.live(), "worker"),
-                    t.graceful_ms as f64 / 1000.0
+                    t.as_secs_f64()
                 );
-                self.begin_stop(Sig::SIGTERM, Duration::from_millis(t.graceful_ms), EXIT_OK);
+                self.begin_stop(Sig::SIGTERM, t, EXIT_OK);
             }
             Signal::Int => {
+                let t = self.interrupt_timeout();
                 tracing::info!(
                     "SIGINT: stopping {} (interrupt timeout {:.3} s)",
                     plural(self.live(), "worker"),
-                    t.interrupt_ms as f64 / 1000.0
+                    t.as_secs_f64()
                 );
                 let exit = match self.phase {
                     Phase::Stopping { exit, .. } => exit,
                     _ => EXIT_OK,
                 };
-                self.begin_stop(Sig::SIGINT, self.interrupt_timeout(), exit);
+                self.begin_stop(Sig::SIGINT, t, exit);
             }
-            Signal::Hup => {
-                tracing::warn!("SIGHUP: reloading is not supported yet; ignored");
-            }
+            Signal::Hup => match self.phase {
+                Phase::Running => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    match self.reload(None) {
+                        Ok(done) => tracing::info!("{done}"),
+                        Err(e) => {
+                            for line in e.lines() {
+                                tracing::error!("reload: {line}");
+                            }
+                            tracing::error!("reload failed; the running workers keep serving");
+                        }
+                    }
+                }
+                Phase::Starting => tracing::warn!("SIGHUP while starting: ignored"),
+                Phase::Stopping { .. } => tracing::info!("SIGHUP while stopping: ignored"),
+            },
         }
     }
 
@@ -234,79 +212,10 @@ impl Supervisor {
                     exit,
                 };
                 notify("STOPPING=1");
-                for slot in &mut self.slots {
-                    slot.respawn_at = None;
-                }
             }
         }
-        self.signal_all(sig);
-    }
-
-    fn signal_all(&self, sig: Sig) {
-        for slot in &self.slots {
-            if let Some(w) = &slot.worker {
-                if let Err(e) = kill(w.pid, sig) {
-                    if e != Errno::ESRCH {
-                        tracing::warn!(
-                            "cannot send {sig} to worker {} (pid {}): {e}",
-                            slot.index,
-                            w.pid
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    fn live(&self) -> usize {
-        self.slots.iter().filter(|s| s.worker.is_some()).count()
-    }
-
-    /// Reads slot `i`'s ready pipe, if it is still open: `LOADED`, then `READY`.
-    fn read_ready(&mut self, i: usize) {
-        let starting = matches!(self.phase, Phase::Starting);
-        let slot = &mut self.slots[i];
-        let Some(w) = &mut slot.worker else { return };
-        let Some(pipe) = &mut w.ready_pipe else {
-            return;
-        };
-        let mut bytes = [0u8; 2];
-        match pipe.read(&mut bytes) {
-            Ok(n @ 1..) => {
-                for &byte in &bytes[..n] {
-                    match byte {
-                        LOADED => w.loaded = true,
-                        READY => {
-                            w.loaded = true;
-                            w.ready = true;
-                        }
-                        other => tracing::warn!(
-                            "worker {i} (pid {}): unexpected byte {other:#04x} on its ready pipe",
-                            w.pid
-                        ),
-                    }
-                }
-                // Without READY yet, the pipe stays in the poll for it.
-                if w.ready {
-                    w.ready_pipe = None;
-                    slot.ever_ready = true;
-                    if starting {
-                        tracing::debug!("worker {i} (pid {}) ready", w.pid);
-                    } else {
-                        tracing::info!("worker {i} (pid {}) ready", w.pid);
-                    }
-                }
-            }
-            Ok(0) => {
-                w.ready_pipe = None;
-                tracing::debug!("worker {i} (pid {}) closed its ready pipe unready", w.pid);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                w.ready_pipe = None;
-                tracing::warn!("worker {i} (pid {}): ready pipe: {e}", w.pid);
-            }
+        for p in &mut self.pools {
+            p.signal_all(sig);
         }
     }
 
@@ -326,58 +235,63 @@ impl Supervisor {
             if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                 continue;
             }
-            match self
-                .slots
-                .iter()
-                .position(|s| s.worker.as_ref().is_some_and(|w| w.pid == pid))
-            {
-                Some(i) => self.on_exit(i, status),
-                None => tracing::debug!("reaped unknown child {pid}: {}", describe(status, false)),
+            let stopping = self.is_stopping();
+            let mut outcome = (Exited::NotOurs, 0);
+            for (at, p) in self.pools.iter_mut().enumerate() {
+                let phase = p.phase(stopping);
+                outcome = (p.on_exit(pid, status, phase), at);
+                if outcome.0 != Exited::NotOurs {
+                    break;
+                }
             }
-        }
-    }
-
-    fn on_exit(&mut self, i: usize, status: WaitStatus) {
-        // The ready byte may have arrived just before the exit.
-        self.read_ready(i);
-        let slot = &mut self.slots[i];
-        let Some(w) = slot.worker.take() else { return };
-        if let Some((board, _)) = &self.board {
-            board.vacate(i);
-        }
-        let how = describe(status, w.loaded);
-        let pid = w.pid;
-        match self.phase {
-            Phase::Stopping { .. } => tracing::info!("worker {i} (pid {pid}) {how}"),
-            Phase::Starting if !slot.ever_ready => {
-                tracing::error!("worker {i} (pid {pid}) {how} before it was ready; stopping");
-                self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE);
-            }
-            Phase::Starting | Phase::Running => {
-                let delay = slot.backoff.after_exit(w.started.elapsed());
-                slot.respawn_at = Some(Instant::now() + delay);
-                let delay = delay.as_secs_f64();
-                match status {
-                    WaitStatus::Exited(_, 0) => {
-                        tracing::info!("worker {i} (pid {pid}) {how}; replacing it in {delay} s")
-                    }
-                    _ => tracing::error!("worker {i} (pid {pid}) {how}; replacing it in {delay} s"),
+            match outcome {
+                (Exited::NotOurs, _) => {
+                    tracing::debug!("reaped unknown child {pid}: {}", describe(status, false))
+                }
+                (Exited::Handled, _) => {}
+                (Exited::Fatal, _) if matches!(self.phase, Phase::Starting) => {
+                    self.begin_stop(Sig::SIGTERM, self.interrupt_timeout(), EXIT_FAILURE)
+                }
+                (Exited::Fatal, at) => {
+                    // A pool started by a reload (or for an app it added) cannot serve:
+                    // whatever it was to replace goes on serving.
+                    let p = &mut self.pools[at];
+                    tracing::error!(
+                        "{}: the new workers cannot start; {}",
+                        app_name(p.name()),
+                        if p.replaces.is_some() {
+                            "the running ones keep serving"
+                        } else {
+                            "it is not served"
+                        }
+                    );
+                    p.replaces = None;
+                    p.retire(Instant::now());
                 }
             }
         }
     }
 
-    /// Moves the phase on and starts due replacements; returns the exit status once done.
+    fn is_stopping(&self) -> bool {
+        matches!(self.phase, Phase::Stopping { .. })
+    }
+
+    /// Moves the phase on and lets the pools start due replacements; returns the exit
+    /// status once done.
     fn advance(&mut self) -> Option<u8> {
         let now = Instant::now();
         match self.phase {
-            Phase::Starting if self.slots.iter().all(|s| s.ever_ready) => {
+            Phase::Starting if self.pools.iter().all(Pool::all_ready_once) => {
                 self.phase = Phase::Running;
-                let listening: Vec<String> =
-                    self.listeners.iter().map(Listener::describe).collect();
+                let listening: Vec<String> = self
+                    .pools
+                    .iter()
+                    .flat_map(|p| p.listeners().iter().map(|l| l.describe()))
+                    .collect();
+                let workers = self.pools.iter().map(|p| p.settings().processes).sum();
                 let status = format!(
                     "{}, listening on {}",
-                    plural(self.slots.len(), "worker"),
+                    plural(workers, "worker"),
                     listening.join(", ")
                 );
                 tracing::info!("wsgid ready: {status}");
@@ -404,7 +318,9 @@ impl Supervisor {
                         "{} did not stop in time; killing",
                         plural(self.live(), "worker")
                     );
-                    self.signal_all(Sig::SIGKILL);
+                    for p in &mut self.pools {
+                        p.signal_all(Sig::SIGKILL);
+                    }
                     self.phase = Phase::Stopping {
                         deadline: now + KILL_WAIT,
                         killed: true,
@@ -415,26 +331,55 @@ impl Supervisor {
             }
             _ => {}
         }
-        for i in 0..self.slots.len() {
-            let slot = &mut self.slots[i];
-            if slot.worker.is_some() || slot.respawn_at.is_none_or(|t| t > now) {
-                continue;
-            }
-            slot.respawn_at = None;
-            if !self.start(i) {
-                let slot = &mut self.slots[i];
-                let delay = slot.backoff.after_exit(Duration::ZERO);
-                slot.respawn_at = Some(Instant::now() + delay);
-            }
+        self.take_over(now);
+        for p in &mut self.pools {
+            p.advance(now);
         }
         None
     }
 
-    /// Sleeps until a signal, a ready byte, or the next timer (a respawn or a deadline).
+    /// Pools started by a reload whose workers are all ready take over from the pools they
+    /// replace, which retire; retired pools whose workers are all gone are dropped (and
+    /// the sockets no other pool holds closed).
+    fn take_over(&mut self, now: Instant) {
+        for i in 0..self.pools.len() {
+            let Some(old) = self.pools[i].replaces else {
+                continue;
+            };
+            if !self.pools[i].all_ready_once() {
+                continue;
+            }
+            self.pools[i].replaces = None;
+            let took = self.pools[i].started.elapsed();
+            if let Some(p) = self.pools.iter_mut().find(|p| p.generation == old) {
+                let n = p.live();
+                p.retire(now);
+                tracing::info!(
+                    "{}: new workers ready {:.3} s after the reload; the {} they replace \
+                     finish their requests",
+                    app_name(self.pools[i].name()),
+                    took.as_secs_f64(),
+                    plural(n, "worker")
+                );
+            }
+        }
+        self.pools.retain(|p| {
+            let gone = p.is_retiring() && p.live() == 0;
+            if gone {
+                tracing::debug!(
+                    "{}: a retired pool's workers are all gone",
+                    app_name(p.name())
+                );
+            }
+            !gone
+        });
+    }
+
+    /// Sleeps until a signal, a report, or the next timer.
     fn wait(&self) {
         let next = match self.phase {
             Phase::Stopping { deadline, .. } => Some(deadline),
-            _ => self.slots.iter().filter_map(|s| s.respawn_at).min(),
+            _ => self.pools.iter().filter_map(Pool::next_timer).min(),
         };
         let timeout = match next {
             None => PollTimeout::NONE,
@@ -447,10 +392,11 @@ impl Supervisor {
             }
         };
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
-        for slot in &self.slots {
-            if let Some(pipe) = slot.worker.as_ref().and_then(|w| w.ready_pipe.as_ref()) {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
-            }
+        for p in &self.pools {
+            fds.extend(
+                p.report_pipes()
+                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
+            );
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -483,8 +429,17 @@ pub fn describe(status: WaitStatus, loaded: bool) -> String {
     }
 }
 
+/// "app blog", or "the app" for the one unnamed app.
+pub fn app_name(name: &str) -> String {
+    if name.is_empty() {
+        "the app".into()
+    } else {
+        format!("app {name}")
+    }
+}
+
 /// "1 worker", "2 workers".
-fn plural(n: usize, noun: &str) -> String {
+pub fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -495,6 +450,7 @@ fn plural(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::unistd::Pid;
 
     #[test]
     fn exit_statuses_are_described() {

@@ -54,6 +54,8 @@ pub struct Conn {
     /// responses): they wait until it does, so one connection's output stays bounded.
     pub write_full: bool,
     pub peer_eof: bool,
+    /// Some bytes have been read from the front end.
+    pub read_any: bool,
     /// Close once the write buffer is flushed and no request is left.
     pub close_after_flush: bool,
     /// Close without lingering (the response must look broken to the front end).
@@ -94,6 +96,7 @@ impl Conn {
             read_paused: false,
             write_full: false,
             peer_eof: false,
+            read_any: false,
             close_after_flush: false,
             close_hard: false,
             lingering: None,
@@ -125,6 +128,11 @@ impl Conn {
         self.mid_request() || self.reqs.iter().any(|r| !r.ex.input_complete())
     }
 
+    /// Nothing in flight: no request received or running, no output owed.
+    pub fn is_idle(&self) -> bool {
+        self.reqs.is_empty() && !self.mid_request() && self.pending_write() == 0
+    }
+
     /// True while a request is being received but has not been handed to Python yet
     /// (for the read timeout), or no request is in progress at all (for the idle timeout).
     pub fn mid_request(&self) -> bool {
@@ -151,6 +159,7 @@ impl Conn {
                     return self.on_eof(sh);
                 }
                 Ok(n) => {
+                    self.read_any = true;
                     self.last_read = Instant::now();
                     self.last_active = self.last_read;
                     if self.lingering.is_some() {
@@ -414,9 +423,11 @@ impl Conn {
         params: Params,
         framing: Framing,
     ) {
-        let refuse = if sh.stopping {
-            Some("server shutting down")
-        } else if sh.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= sh.max_in_flight {
+        // While stopping, a request that arrives on a connection already held is served
+        // (the connection then closes): when the worker is being replaced, refusing it
+        // would fail a request its successor was there to take.
+        let refuse = if sh.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= sh.max_in_flight
+        {
             Some("server busy: max_in_flight reached")
         } else {
             None
@@ -443,6 +454,7 @@ impl Conn {
         };
         // `max_in_flight` above bounds this queue.
         sh.ready.push(job);
+        sh.count_taken();
         self.reqs.push(Req { id, ex, keep_conn });
     }
 

@@ -42,6 +42,9 @@ const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const CONN_BASE: usize = 1 << 16;
 const TICK: Duration = Duration::from_secs(1);
+/// While stopping, how long a connection that has sent nothing yet is kept for the request
+/// its front end is about to send.
+const FRESH_GRACE: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 256 * 1024;
 /// Connections accepted per listener per loop turn when there are sibling workers. Every
 /// worker is woken for a new connection on the shared socket; taking a few at a time and
@@ -404,15 +407,30 @@ impl EventLoop {
         self.close_idle();
     }
 
-    /// While stopping: close connections with nothing in flight.
+    /// While stopping: close connections with nothing in flight. What a connection holds
+    /// unread is read first (a request already sent is served, not cut off), and one that
+    /// has not sent a byte yet is kept for `FRESH_GRACE` after it was accepted: a front end
+    /// writes its request right after it connects.
     fn close_idle(&mut self) {
+        let now = Instant::now();
         for slot in 0..self.conns.len() {
-            let idle = match &self.conns[slot] {
-                Some(c) => c.reqs.is_empty() && !c.mid_request() && c.pending_write() == 0,
-                None => false,
+            let Some(c) = self.conns[slot].as_mut() else {
+                continue;
             };
-            if idle {
+            if !c.is_idle() {
+                continue;
+            }
+            let verdict = c.on_readable(&mut self.sh, &mut self.buf, true);
+            let close = verdict == Verdict::Close
+                || self.conns[slot].as_ref().is_some_and(|c| {
+                    c.is_idle()
+                        && (c.read_any
+                            || now.saturating_duration_since(c.last_active) >= FRESH_GRACE)
+                });
+            if close {
                 self.close(slot);
+            } else {
+                self.settle(slot, Verdict::Keep);
             }
         }
     }

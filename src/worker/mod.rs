@@ -10,11 +10,11 @@ pub mod framing;
 mod lead;
 mod notify;
 mod pool;
+pub mod report;
 mod spare;
 pub mod stream;
 mod title;
 
-use std::io::Write;
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::board::Board;
 use crate::config::resolve::DEFAULT_LOG_LEVEL;
-use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, LOADED, READY, WORKER_SPEC_ENV};
+use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
 use crate::environ::Local;
 use crate::inherit;
 use crate::master::EXIT_FAILURE;
@@ -31,6 +31,7 @@ use event_loop::{EventLoop, Exit, ListenerSlot};
 use exchange::Job;
 use lead::Core;
 use notify::Notifier;
+use report::Report;
 use spare::SpareBuffers;
 
 /// What the reactor and its connections share.
@@ -46,6 +47,27 @@ pub struct Shared {
     pub stopping: bool,
     /// Output buffers of finished requests, for the next ones.
     pub spare_buffers: SpareBuffers,
+    /// To the master.
+    pub report: Arc<Report>,
+    /// Requests dispatched so far.
+    pub taken: u64,
+    /// Ask for a replacement once `taken` reaches this (`WorkerSpec::max_requests`).
+    pub max_requests: Option<u64>,
+}
+
+impl Shared {
+    /// Counts a request dispatched to the application; at `max_requests`, asks the master
+    /// for a replacement (the worker keeps serving until it is stopped).
+    pub fn count_taken(&mut self) {
+        self.taken += 1;
+        if self.max_requests == Some(self.taken) {
+            tracing::info!(
+                "{} requests taken (max_requests): asking for a replacement",
+                self.taken
+            );
+            self.report.ask_replacement(report::Replace::MaxRequests);
+        }
+    }
 }
 
 /// A worker's life, from its spec (JSON, as the master wrote it) to its exit status; called
@@ -59,48 +81,23 @@ pub fn main(raw: &str) -> u8 {
             return EXIT_APP_LOAD_FAILED;
         }
     };
-    crate::logging::init(&spec.settings.log_level, format!("worker-{}", spec.index));
-    title::set(&format!("wsgid: worker {}", spec.index));
+    let (tag, title) = match spec.settings.name.as_str() {
+        "" => (
+            format!("worker-{}", spec.index),
+            format!("wsgid: worker {}", spec.index),
+        ),
+        name => (
+            format!("{name}-{}", spec.index),
+            format!("wsgid: {name} worker {}", spec.index),
+        ),
+    };
+    crate::logging::init(&spec.settings.log_level, tag);
+    title::set(&title);
     run(spec)
 }
 
-/// Tells the master how far the worker got, over the pipe whose write end the spec names:
-/// [`LOADED`] once the application is loaded, [`READY`] once the worker serves.
-struct Progress(Option<std::fs::File>);
-
-impl Progress {
-    /// Takes the pipe's write end (once, before the application runs); the master made it
-    /// for this worker alone.
-    fn from_spec(spec: &WorkerSpec) -> Progress {
-        let pipe = spec.ready_fd.and_then(|fd| {
-            inherit::take(fd, "readiness pipe")
-                .map_err(|e| warn!("cannot tell the master how far this worker gets: {e}"))
-                .ok()
-        });
-        Progress(pipe.map(|fd| {
-            // Not for processes the application starts: the master waits for its end.
-            let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
-            if let Err(e) = nix::fcntl::fcntl(&fd, cloexec) {
-                warn!("cannot make the readiness pipe close-on-exec: {e}");
-            }
-            std::fs::File::from(fd)
-        }))
-    }
-
-    fn tell(&mut self, byte: u8) {
-        if let Some(f) = &mut self.0 {
-            if let Err(e) = f.write_all(&[byte]) {
-                warn!("cannot tell the master how far this worker got: {e}");
-            }
-        }
-        if byte == READY {
-            self.0 = None;
-        }
-    }
-}
-
 fn run(spec: WorkerSpec) -> u8 {
-    let mut progress = Progress::from_spec(&spec);
+    let report = Arc::new(Report::from_spec(&spec));
     let s = &spec.settings;
     if let Some(dir) = &s.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -137,8 +134,8 @@ fn run(spec: WorkerSpec) -> u8 {
     }
     // From here on, an exit is not a failure to load (the application may end the process
     // itself while serving, with os._exit()).
-    progress.tell(LOADED);
-    match serve(&spec, app, signals, progress) {
+    report.loaded();
+    match serve(&spec, app, signals, report) {
         Ok(exit) => {
             if exit == Exit::Drained {
                 python::finish();
@@ -157,7 +154,7 @@ fn serve(
     spec: &WorkerSpec,
     app: Arc<python::App>,
     signals: signal_hook_mio::v1_0::Signals,
-    mut progress: Progress,
+    report: Arc<Report>,
 ) -> std::io::Result<Exit> {
     let s = &spec.settings;
     let mut listeners = Vec::with_capacity(spec.listeners.len());
@@ -180,26 +177,24 @@ fn serve(
         output_buffer: s.output_buffer,
         stopping: false,
         spare_buffers: SpareBuffers::default(),
+        report: report.clone(),
+        taken: 0,
+        max_requests: spec.max_requests,
     };
     // Advisory: without it connections go to whichever worker accepts first.
-    let board = spec.board_fd.and_then(|fd| {
-        inherit::take(fd, "connection board")
-            .and_then(|fd| Board::adopt(fd, s.processes))
+    let board = spec.board.and_then(|place| {
+        inherit::take(place.fd, "connection board")
+            .and_then(|fd| Board::adopt(fd, place.slots))
+            .map(|b| (b, place.slot))
             .map_err(|e| warn!("no connection board, connections are not spread: {e}"))
             .ok()
     });
-    let el = EventLoop::new(
-        poll,
-        listeners,
-        shared,
-        s,
-        signals,
-        board.map(|b| (b, spec.index)),
-    )?;
+    let el = EventLoop::new(poll, listeners, shared, s, signals, board)?;
     let core = Core::new(el, notifier);
     let threads = pool::start(s.threads, &core, app)?;
-    progress.tell(READY);
+    // Logged first, so that the master's lines that follow READY come after it.
     info!(worker = spec.index, threads = s.threads, "worker ready");
+    report.ready();
     let exit = lead::guardian(&core);
     if exit == Exit::Drained {
         for t in threads {

@@ -320,23 +320,40 @@ fn counts_at_and_past_their_bounds() {
     }
 }
 
-/// Elsewhere (gunicorn, uWSGI) max-requests recycles a worker after N requests: the old
-/// spelling of max_in_flight is refused, naming the new one, rather than taken to mean that.
+/// max_requests means what it means in gunicorn and uWSGI: replace a worker after N
+/// requests, 0 being never; the other recycling limits are checked too.
 #[test]
-fn max_requests_is_refused_naming_max_in_flight() {
-    let e = err(run(&["a:b", "--max-requests", "5"]));
-    assert!(e.starts_with("--max-requests: "), "{e}");
-    assert!(e.contains("--max-in-flight"), "{e}");
-    let e = err(with_file(&[], "app = \"a:b\"\nmax_requests = 5"));
-    assert!(
-        e.starts_with("max_requests in /etc/wsgid/site.toml: "),
-        "{e}"
+fn recycling_limits() {
+    let s = run(&["a:b", "--max-requests", "5", "--max-requests-jitter", "2"]).unwrap();
+    assert_eq!(s.recycle.max_requests, Some(5));
+    assert_eq!(s.recycle.max_requests_jitter, 2);
+    let s = run(&["a:b", "--max-requests", "0"]).unwrap();
+    assert_eq!(s.recycle, Recycle::default());
+    let s = with_file(
+        &[],
+        "app = \"a:b\"\nmax_requests = 7\nmax_rss = \"64M\"\nmax_cpu_time = \"1h\"\n\
+         max_lifetime = \"1d\"",
+    )
+    .unwrap();
+    assert_eq!(
+        s.recycle,
+        Recycle {
+            max_requests: Some(7),
+            max_requests_jitter: 0,
+            max_rss: Some(64 << 20),
+            max_cpu_time_ms: Some(3_600_000),
+            max_lifetime_ms: Some(86_400_000),
+        }
     );
-    assert!(e.contains("max_in_flight"), "{e}");
-    let s = run(&["a:b", "--max-in-flight", "5"]).unwrap();
-    assert_eq!(s.max_in_flight, 5);
-    let s = with_file(&[], "app = \"a:b\"\nmax_in_flight = 7").unwrap();
-    assert_eq!(s.max_in_flight, 7);
+    // At and past the boundaries.
+    assert!(run(&["a:b", "--max-lifetime", "1"]).is_ok());
+    let e = err(run(&["a:b", "--max-lifetime", "0.999"]));
+    assert_eq!(e, "--max-lifetime: must be at least 1000 ms (got 999 ms)");
+    let e = err(run(&["a:b", "--max-cpu-time", "0"]));
+    assert_eq!(e, "--max-cpu-time: must be at least 1000 ms (got 0 ms)");
+    assert!(run(&["a:b", "--max-rss", "1"]).is_ok());
+    let e = err(run(&["a:b", "--max-rss", "0"]));
+    assert_eq!(e, "--max-rss: must be at least 1 byte");
 }
 
 #[test]
@@ -529,7 +546,9 @@ fn resolve_reads_the_file_relative_to_cwd() {
         cwd: dir.path().to_path_buf(),
         rust_log: None,
     };
-    let s = resolve(&cli(&["--config", "w.toml"]), &c).unwrap();
+    let config = resolve(&cli(&["--config", "w.toml"]), &c).unwrap();
+    assert_eq!(config.apps.len(), 1);
+    let s = &config.apps[0];
     assert_eq!(s.threads, 2);
     assert_eq!(s.app, format!("{}/app.py", dir.path().display()));
     let e = resolve(&cli(&["--config", "missing.toml"]), &c)
@@ -540,7 +559,7 @@ fn resolve_reads_the_file_relative_to_cwd() {
     // The file's problems and the others come together; a refused app is not also missing.
     std::fs::write(
         dir.path().join("bad.toml"),
-        "app = 3\nthreads = \"two\"\nmax_requests = 2\nprocesses = 0\n",
+        "app = 3\nthreads = \"two\"\nmax_lifetime = 0\nprocesses = 0\n",
     )
     .unwrap();
     let e = resolve(&cli(&["--config", "bad.toml"]), &c).unwrap_err().0;
@@ -557,11 +576,105 @@ fn resolve_reads_the_file_relative_to_cwd() {
         "{e}"
     );
     assert!(
-        lines[2].starts_with(&format!("max_requests in {file}: ")),
+        lines[2].starts_with(&format!("processes in {file}: ")),
         "{e}"
     );
     assert!(
-        lines[3].starts_with(&format!("processes in {file}: ")),
+        lines[3].starts_with(&format!("max_lifetime in {file}: ")),
         "{e}"
     );
+}
+
+fn resolve_in(dir: &Path, args: &[&str]) -> Result<Config, ConfigError> {
+    let c = Context {
+        cwd: dir.to_path_buf(),
+        rust_log: None,
+    };
+    resolve(&cli(args), &c)
+}
+
+/// [[app]] tables: each app inherits the top level, its own keys win, the command line
+/// wins over both; relative paths are anchored at the file that declares the app.
+#[test]
+fn several_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/b.toml"),
+        "[[app]]\nname = \"b\"\napp = \"b.py\"\nlisten = [\"scgi:unix:b.sock\"]\nthreads = 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("wsgid.toml"),
+        "threads = 4\nlog_level = \"debug\"\ninclude = \"conf.d/*.toml\"\n\
+         control_socket = \"ctl.sock\"\n\
+         [[app]]\nname = \"a\"\napp = \"a:app\"\n\
+         listen = [\"fastcgi:127.0.0.1:9000\", \"scgi:127.0.0.1:9001\"]\nmax_requests = 5\n",
+    )
+    .unwrap();
+    let c = resolve_in(dir.path(), &["--config", "wsgid.toml", "--processes", "2"]).unwrap();
+    assert_eq!(c.log_level, "debug");
+    assert_eq!(c.control_socket, Some(dir.path().join("ctl.sock")));
+    let [a, b] = c.apps.as_slice() else {
+        panic!("{:?}", c.apps)
+    };
+    assert_eq!((a.name.as_str(), a.threads, a.processes), ("a", 4, 2));
+    assert_eq!((b.name.as_str(), b.threads, b.processes), ("b", 3, 2));
+    assert_eq!(a.recycle.max_requests, Some(5));
+    assert_eq!(b.recycle.max_requests, None);
+    assert_eq!(
+        a.listen,
+        vec![
+            Listen {
+                protocol: Protocol::Fastcgi,
+                addr: ListenAddr::Tcp("127.0.0.1:9000".parse().unwrap())
+            },
+            Listen {
+                protocol: Protocol::Scgi,
+                addr: ListenAddr::Tcp("127.0.0.1:9001".parse().unwrap())
+            }
+        ]
+    );
+    assert_eq!(b.app, format!("{}/conf.d/b.py", dir.path().display()));
+    assert_eq!(
+        b.listen[0].addr,
+        ListenAddr::Unix(dir.path().join("conf.d/b.sock"))
+    );
+}
+
+/// Two apps with one name, one socket given to two apps, an app without a name or a
+/// listener, and per-app options on the command line are each reported, all at once.
+#[test]
+fn apps_are_checked_against_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wsgid.toml"),
+        "[[app]]\nname = \"a\"\napp = \"a:app\"\nfastcgi = \"127.0.0.1:9000\"\n\
+         [[app]]\nname = \"a\"\napp = \"b:app\"\nlisten = [\"fastcgi:127.0.0.1:9000\"]\n\
+         [[app]]\napp = \"c:app\"\n\
+         [[app]]\nname = \"bad name\"\napp = \"d:app\"\nlisten = [\"127.0.0.1:1\"]\n",
+    )
+    .unwrap();
+    let e = resolve_in(
+        dir.path(),
+        &["--config", "wsgid.toml", "x:y", "--fastcgi", "127.0.0.1:2"],
+    )
+    .unwrap_err()
+    .0;
+    let f = dir.path().join("wsgid.toml");
+    let f = f.display();
+    for wanted in [
+        format!("APP, --fastcgi: {f} declares [[app]] tables"),
+        format!("the [[app]] table at {f}, line 9 has no name"),
+        format!("the [[app]] table at {f}, line 9 has no listener"),
+        format!("name (app bad name) in {f}: \"bad name\" is not a name"),
+        format!("listen (app bad name) in {f}: \"127.0.0.1:1\" does not say its protocol"),
+        "two apps are named a".to_string(),
+        "127.0.0.1:9000 is given to two apps, a and a".to_string(),
+    ] {
+        assert!(
+            e.lines().any(|l| l.starts_with(&wanted)),
+            "no {wanted:?} in:\n{e}"
+        );
+    }
 }
