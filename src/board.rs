@@ -11,12 +11,15 @@
 //! (`worker::event_loop`).
 //!
 //! The board is advisory: a stale or wrong count costs at most one short wait.
+//!
+//! Each slot also holds what `wsgid status` shows of its worker: requests taken and in
+//! flight, which the worker posts every second.
 
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
@@ -29,9 +32,28 @@ pub const VACANT: u32 = u32::MAX;
 /// `max_connections` at this.
 pub const MAX_COUNT: usize = (VACANT - 1) as usize;
 
-/// One `u32` connection count per worker slot, in shared memory.
+/// One worker slot: its connection count, and its counters for `wsgid status`.
+#[repr(C)]
+struct Cell {
+    connections: AtomicU32,
+    _pad: u32,
+    taken: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// What a worker last posted of its work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Posted {
+    /// Requests taken since it started.
+    pub taken: u64,
+    pub in_flight: u64,
+    /// Connections held, when it accepts.
+    pub connections: Option<u32>,
+}
+
+/// One `Cell` per worker slot, in shared memory.
 pub struct Board {
-    base: NonNull<AtomicU32>,
+    base: NonNull<Cell>,
     slots: usize,
 }
 
@@ -73,7 +95,7 @@ impl Board {
         let len = byte_len(slots)?;
         // SAFETY: a new shared mapping of a file at least `len` bytes long (made so by
         // `create`, checked by `adopt`), at an address the kernel picks; no Rust reference
-        // points into it yet. Page alignment satisfies `AtomicU32`'s.
+        // points into it yet. Page alignment satisfies `Cell`'s.
         let base = unsafe {
             mmap(
                 None,
@@ -90,11 +112,42 @@ impl Board {
         })
     }
 
-    fn slot(&self, i: usize) -> Option<&AtomicU32> {
-        // SAFETY: `i < slots`, so the address lies inside the mapping, which lives as long
-        // as `self`; `AtomicU32` has the size and alignment of `u32` and allows shared
-        // mutation.
+    fn cell(&self, i: usize) -> Option<&Cell> {
+        // SAFETY: `i < slots`, so the cell lies inside the mapping, which lives as long as
+        // `self` and is zero-filled or written only through atomics (a zeroed `Cell` is
+        // valid); every field allows shared mutation but `_pad`, which is never written.
         (i < self.slots).then(|| unsafe { &*self.base.as_ptr().add(i) })
+    }
+
+    fn slot(&self, i: usize) -> Option<&AtomicU32> {
+        self.cell(i).map(|c| &c.connections)
+    }
+
+    /// Posts worker `i`'s counters (a worker's, every second).
+    pub fn post(&self, i: usize, taken: u64, in_flight: u64) {
+        if let Some(c) = self.cell(i) {
+            c.taken.store(taken, Ordering::Relaxed);
+            c.in_flight.store(in_flight, Ordering::Relaxed);
+        }
+    }
+
+    /// What worker `i` last posted.
+    pub fn read(&self, i: usize) -> Posted {
+        let Some(c) = self.cell(i) else {
+            return Posted::default();
+        };
+        let n = c.connections.load(Ordering::Relaxed);
+        Posted {
+            taken: c.taken.load(Ordering::Relaxed),
+            in_flight: c.in_flight.load(Ordering::Relaxed),
+            connections: (n != VACANT).then_some(n),
+        }
+    }
+
+    /// Clears slot `i` for a new worker: vacant, counters at zero.
+    pub fn reset(&self, i: usize) {
+        self.vacate(i);
+        self.post(i, 0, 0);
     }
 
     /// Records that worker `i` holds `n` connections and accepts more.
@@ -138,7 +191,7 @@ impl Drop for Board {
 fn byte_len(slots: usize) -> io::Result<NonZeroUsize> {
     slots
         .max(1)
-        .checked_mul(size_of::<AtomicU32>())
+        .checked_mul(size_of::<Cell>())
         .and_then(NonZeroUsize::new)
         .ok_or_else(|| io::Error::other("connection board too large"))
 }
@@ -172,7 +225,20 @@ mod tests {
         );
         // Out-of-range slots are ignored rather than written past the mapping.
         worker.set(3, 1);
+        worker.post(3, 1, 1);
         assert_eq!(master.fewest_besides(0), Some(VACANT as usize - 1));
+        worker.post(2, 10, 2);
+        worker.set(2, 3);
+        assert_eq!(
+            master.read(2),
+            super::Posted {
+                taken: 10,
+                in_flight: 2,
+                connections: Some(3)
+            }
+        );
+        master.reset(2);
+        assert_eq!(master.read(2), super::Posted::default());
     }
 
     #[test]

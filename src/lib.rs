@@ -8,6 +8,7 @@
 
 pub mod board;
 pub mod config;
+pub mod ctl;
 pub mod environ;
 pub mod inherit;
 pub mod logging;

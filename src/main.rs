@@ -11,6 +11,11 @@ use wsgid::config::resolve::{self, Context};
 use wsgid::master::{self, EXIT_FAILURE, EXIT_USAGE};
 
 fn main() -> ExitCode {
+    // `wsgid status`, `wsgid reload`: a client of a running master.
+    let first = std::env::args_os().nth(1);
+    if first.is_some_and(|a| wsgid::ctl::COMMANDS.iter().any(|c| a == *c)) {
+        return wsgid::ctl::main(std::env::args_os().collect());
+    }
     // Usage errors exit 2 here; --help and --version exit 0.
     let cli = Cli::parse();
     // --check promises 0 or 1.

@@ -639,3 +639,29 @@ fn sigterm_serves_a_request_sent_just_after_it_on_an_accepted_connection() {
     let st = d.stop_with(Signal::SIGTERM, 20);
     assert!(st.success(), "{st}");
 }
+
+/// A descriptor wsgid was started with (a shell's, a front end's) does not reach the
+/// workers: they hold their listeners and what they open themselves.
+#[test]
+fn workers_do_not_inherit_stray_descriptors() {
+    let dir = common::scratch("stray-fd");
+    let secret = std::fs::File::create(dir.join("secret")).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&secret);
+    let d = Daemon::builder(APP).fastcgi().stray_fd(fd).start();
+    let (status, fds) = get(d.fcgi.as_ref().unwrap(), "/fds");
+    assert_eq!(status, 200);
+    for n in fds.split(' ') {
+        let target =
+            std::fs::read_link(format!("/proc/{}/fd/{n}", worker_pid(&d))).unwrap_or_default();
+        assert!(
+            !target.to_string_lossy().contains("secret"),
+            "the worker holds fd {n} -> {}",
+            target.display()
+        );
+    }
+}
+
+/// The pid of the (one) worker.
+fn worker_pid(d: &Daemon) -> String {
+    get(d.fcgi.as_ref().unwrap(), "/pid").1
+}

@@ -10,6 +10,7 @@
 //! `--check` exits `EXIT_FAILURE` for every problem.
 
 pub mod backoff;
+pub mod control;
 pub mod listeners;
 pub mod notify;
 pub mod pool;
@@ -18,6 +19,7 @@ pub mod recycle;
 mod reload;
 pub mod signals;
 pub mod spawn;
+pub mod status;
 pub mod supervise;
 pub mod usage;
 pub mod worker;
@@ -90,6 +92,9 @@ pub fn run(mut config: Config, load: supervise::Loader) -> ExitCode {
             }
         }
     }
+    // What the master was started with beyond its listeners (a front end's or a shell's
+    // descriptors) is not the applications' to have.
+    close_on_exec_from(3);
     let mut apps = Vec::with_capacity(config.apps.len());
     for (settings, listeners) in config.apps.into_iter().zip(opened) {
         match Image::find(&settings) {
@@ -111,12 +116,47 @@ pub fn run(mut config: Config, load: supervise::Loader) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    ExitCode::from(Supervisor::new(apps, signals, load).run())
+    let control = match &config.control_socket {
+        Some(path) => match control::Control::bind(path) {
+            Ok(c) => {
+                tracing::info!("control socket on {}", c.path().display());
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        },
+        None => None,
+    };
+    ExitCode::from(Supervisor::new(apps, signals, load, control).run())
+}
+
+/// Marks every descriptor from `first` on close-on-exec, so that workers inherit only what
+/// `spawn` passes them on purpose. Listeners the master adopted are among them: `spawn`
+/// clears the flag in each worker for those it passes.
+fn close_on_exec_from(first: i32) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        tracing::warn!("cannot list /proc/self/fd: workers may inherit stray descriptors");
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD only sets the descriptor's close-on-exec flag, touching no memory;
+        // a number that is not open (the one that listed /proc/self/fd, closed by now)
+        // fails with EBADF, which changes nothing.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
 }
 
 /// `--check`: checks that every listener could be opened (`listeners::probe`), then starts
 /// one worker that loads the application without serving, and reports every problem found.
 pub fn check(config: Config) -> ExitCode {
+    close_on_exec_from(3);
     let mut problems: Vec<String> = Vec::new();
     let several = config.apps.len() > 1;
     for settings in config.apps {

@@ -21,6 +21,7 @@ use super::backoff::Backoff;
 use super::listeners::Listener;
 use super::recycle::{self, Reason};
 use super::spawn::{spawn_worker, Image};
+use super::status::{self, AppStatus, WorkerStatus};
 use super::supervise::{describe, STOP_MARGIN};
 use super::usage::{self, Units};
 use super::worker::Worker;
@@ -45,8 +46,8 @@ pub struct Pool {
     image: Image,
     inherited: Vec<InheritedListener>,
     slots: Vec<Slot>,
-    /// With more than one worker: the connection board (two slots per position, see
-    /// `BoardPlace`) and the descriptor workers map.
+    /// The connection board (two slots per position, see `BoardPlace`) and the
+    /// descriptor workers map.
     board: Option<(Board, OwnedFd)>,
     units: Units,
     /// When memory and CPU time are read next (with `max_rss` or `max_cpu_time` set).
@@ -66,6 +67,9 @@ struct Slot {
     retry: Option<(Reason, Instant)>,
     /// Some worker in this slot has been ready (startup needs each slot ready once).
     ever_ready: bool,
+    /// Workers that held this position before the current one, and why the last left.
+    restarts: u64,
+    last_restart: Option<String>,
 }
 
 /// What an exit meant for the pool.
@@ -106,17 +110,18 @@ impl Pool {
                 respawn_at: None,
                 retry: None,
                 ever_ready: false,
+                restarts: 0,
+                last_restart: None,
             })
             .collect();
-        let board = if n > 1 {
-            Board::create(2 * n)
-                .map_err(|e| {
-                    tracing::warn!("no connection board, workers will not spread connections: {e}")
-                })
-                .ok()
-        } else {
-            None
-        };
+        let board = Board::create(2 * n)
+            .map_err(|e| {
+                tracing::warn!(
+                    "no connection board: workers will not spread connections, and wsgid \
+                     status will not show their requests: {e}"
+                )
+            })
+            .ok();
         let next_usage_check = recycle::watches_usage(&settings.recycle)
             .then(|| Instant::now() + recycle::CHECK_INTERVAL);
         Pool {
@@ -355,6 +360,8 @@ impl Pool {
                     who(&self.label, i, old.pid)
                 );
                 signal(&self.label, i, old.pid, Sig::SIGTERM);
+                slot.restarts += 1;
+                slot.last_restart = Some(reason.to_string());
                 old.retiring = Some(Instant::now() + graceful + STOP_MARGIN);
                 slot.retiring.push(old);
             }
@@ -376,6 +383,9 @@ impl Pool {
     /// not be started.
     fn spawn(&mut self, i: usize, board_slot: usize) -> Option<Worker> {
         let n = self.slots.len();
+        if let Some((board, _)) = &self.board {
+            board.reset(board_slot);
+        }
         let spec = WorkerSpec {
             settings: self.settings.clone(),
             listeners: self.inherited.clone(),
@@ -487,6 +497,8 @@ impl Pool {
                 Exited::Fatal
             }
             Phase::Starting | Phase::Running => {
+                slot.restarts += 1;
+                slot.last_restart = Some(how.clone());
                 let delay = slot.backoff.after_exit(w.started.elapsed());
                 slot.respawn_at = Some(Instant::now() + delay);
                 let delay = delay.as_secs_f64();
@@ -568,6 +580,69 @@ impl Pool {
             }
         }
         self.check_limits(now);
+    }
+
+    /// Carries the restart counts of `old`, the pool this one replaces on a reload, over
+    /// to the same positions, the reload counted as one more.
+    pub fn inherit_history(&mut self, old: &Pool) {
+        for (new, old) in self.slots.iter_mut().zip(&old.slots) {
+            new.restarts = old.restarts + 1;
+            new.last_restart = Some("reload".into());
+        }
+    }
+
+    /// What `wsgid status` shows of this pool.
+    pub fn status(&self) -> AppStatus {
+        let now = Instant::now();
+        let state = if self.retiring.is_some() {
+            "retiring"
+        } else if self.all_ready_once() {
+            "serving"
+        } else {
+            "starting"
+        };
+        let mut workers = Vec::new();
+        for slot in &self.slots {
+            let current = slot.current.iter().map(|w| (w, false));
+            let successor = slot.successor.iter().map(|(w, _)| (w, false));
+            let retiring = slot.retiring.iter().map(|w| (w, true));
+            for (w, replaced) in current.chain(successor).chain(retiring) {
+                let posted = self
+                    .board
+                    .as_ref()
+                    .map(|(b, _)| b.read(w.board_slot))
+                    .unwrap_or_default();
+                let usage = usage::read(w.pid, self.units);
+                let state = if replaced || self.retiring.is_some() {
+                    "draining"
+                } else if w.ready {
+                    "serving"
+                } else {
+                    "starting"
+                };
+                workers.push(WorkerStatus {
+                    index: slot.index,
+                    pid: w.pid.as_raw(),
+                    uid: status::uid_of(w.pid.as_raw()),
+                    state: state.into(),
+                    requests: posted.taken,
+                    in_flight: posted.in_flight,
+                    connections: posted.connections,
+                    rss_bytes: usage.map(|u| u.rss_bytes),
+                    cpu_s: usage.map(|u| u.cpu.as_secs_f64()),
+                    age_s: now.saturating_duration_since(w.started).as_secs_f64(),
+                    restarts: slot.restarts,
+                    last_restart: slot.last_restart.clone(),
+                });
+            }
+        }
+        AppStatus {
+            name: self.settings.name.clone(),
+            app: self.settings.app.clone(),
+            state: state.into(),
+            listen: self.listeners.iter().map(|l| l.describe()).collect(),
+            workers,
+        }
     }
 
     /// Replaces serving workers past `max_lifetime`, `max_rss` or `max_cpu_time`.

@@ -118,6 +118,9 @@ impl Supervisor {
             settings.app
         );
         let mut pool = Pool::new(settings, image, listeners, generation, replaces);
+        if let Some(old) = self.pools.iter().find(|p| Some(p.generation) == replaces) {
+            pool.inherit_history(old);
+        }
         let ok = pool.start_all();
         if !ok {
             pool.replaces = None;

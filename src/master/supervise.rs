@@ -15,11 +15,13 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal as Sig;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
+use super::control::{self, Control, Request};
 use super::listeners::Listener;
 use super::notify::notify;
 use super::pool::{Exited, Pool};
 use super::signals::{Signal, Signals};
 use super::spawn::Image;
+use super::status::Status;
 use super::{EXIT_FAILURE, EXIT_OK};
 use crate::config::resolve::Config;
 use crate::config::{Settings, EXIT_APP_LOAD_FAILED};
@@ -43,6 +45,8 @@ pub struct Supervisor {
     pub(super) load: Loader,
     signals: Signals,
     phase: Phase,
+    control: Option<Control>,
+    started: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +69,7 @@ impl Supervisor {
         apps: Vec<(Settings, Image, Vec<Listener>)>,
         signals: Signals,
         load: Loader,
+        control: Option<Control>,
     ) -> Supervisor {
         let pools: Vec<Pool> = apps
             .into_iter()
@@ -80,6 +85,8 @@ impl Supervisor {
             load,
             signals,
             phase: Phase::Starting,
+            control,
+            started: Instant::now(),
         }
     }
 
@@ -106,6 +113,7 @@ impl Supervisor {
             for signal in self.signals.take() {
                 self.on_signal(signal);
             }
+            self.serve_control();
             let stopping = self.is_stopping();
             for p in &mut self.pools {
                 let phase = p.phase(stopping);
@@ -272,6 +280,51 @@ impl Supervisor {
         }
     }
 
+    /// Answers what clients asked on the control socket.
+    fn serve_control(&mut self) {
+        let Some(control) = &mut self.control else {
+            return;
+        };
+        for (stream, request) in control.take_requests(Instant::now()) {
+            let reply = match request {
+                Ok(Request::Status) => serde_json::to_string(&self.status()),
+                Ok(Request::Reload(only)) => {
+                    let result = match self.phase {
+                        Phase::Running => {
+                            let what = only.as_deref().map_or("every app".into(), app_name);
+                            tracing::info!("control socket: reloading {what}");
+                            self.reload(only.as_deref())
+                        }
+                        Phase::Starting => Err("wsgid is still starting".into()),
+                        Phase::Stopping { .. } => Err("wsgid is stopping".into()),
+                    };
+                    match &result {
+                        Ok(done) => tracing::info!("{done}"),
+                        Err(e) => e.lines().for_each(|l| tracing::error!("reload: {l}")),
+                    }
+                    serde_json::to_string(&match result {
+                        Ok(message) => serde_json::json!({ "ok": true, "message": message }),
+                        Err(error) => serde_json::json!({ "ok": false, "error": error }),
+                    })
+                }
+                Err(e) => serde_json::to_string(&serde_json::json!({ "ok": false, "error": e })),
+            };
+            match reply {
+                Ok(text) => control::answer(stream, &text),
+                Err(e) => tracing::error!("control socket: cannot write the answer: {e}"),
+            }
+        }
+    }
+
+    /// What `wsgid status` shows.
+    fn status(&self) -> Status {
+        Status {
+            pid: nix::unistd::getpid().as_raw(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            apps: self.pools.iter().map(Pool::status).collect(),
+        }
+    }
+
     fn is_stopping(&self) -> bool {
         matches!(self.phase, Phase::Stopping { .. })
     }
@@ -381,6 +434,10 @@ impl Supervisor {
             Phase::Stopping { deadline, .. } => Some(deadline),
             _ => self.pools.iter().filter_map(Pool::next_timer).min(),
         };
+        let next = match (next, self.control.as_ref().and_then(Control::next_deadline)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timeout = match next {
             None => PollTimeout::NONE,
             Some(t) => {
@@ -392,6 +449,9 @@ impl Supervisor {
             }
         };
         let mut fds = vec![PollFd::new(self.signals.fd(), PollFlags::POLLIN)];
+        if let Some(c) = &self.control {
+            fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        }
         for p in &self.pools {
             fds.extend(
                 p.report_pipes()

@@ -633,6 +633,10 @@ impl EventLoop {
     }
 
     fn sweep(&mut self, now: Instant) {
+        if let Some((board, me)) = &self.board {
+            let in_flight = self.sh.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+            board.post(*me, self.sh.taken, in_flight as u64);
+        }
         for slot in 0..self.conns.len() {
             let Some(c) = self.conns[slot].as_mut() else {
                 continue;

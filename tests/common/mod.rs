@@ -103,6 +103,8 @@ pub struct Builder {
     wait_for: Vec<String>,
     /// Pass `--allow-root` when the tests run as root (see `Builder::root_args`).
     allow_root: bool,
+    /// A descriptor the daemon inherits, as from a careless parent.
+    stray: Option<i32>,
 }
 
 /// Whether the tests run as root (as in CI).
@@ -124,6 +126,7 @@ impl Daemon {
             scgi: None,
             wait_for: Vec::new(),
             allow_root: true,
+            stray: None,
         }
     }
 
@@ -204,6 +207,13 @@ impl Builder {
         self
     }
 
+    /// Leaves descriptor `fd` of the test open in wsgid, as a parent that does not set
+    /// close-on-exec would.
+    pub fn stray_fd(mut self, fd: i32) -> Builder {
+        self.stray = Some(fd);
+        self
+    }
+
     pub fn arg(mut self, a: &str) -> Builder {
         self.args.push(a.to_string());
         self
@@ -266,6 +276,18 @@ impl Builder {
             .env_remove("WSGID_WORKER_SPEC");
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some(fd) = self.stray {
+            // SAFETY: between fork and exec, one async-signal-safe fcntl on a number of
+            // this process, clearing its close-on-exec flag in the child only.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().expect("spawn wsgid");
         let mut d = Daemon {
