@@ -890,3 +890,58 @@ fn a_master_with_capabilities_but_not_root_switches_users() {
         assert!(st.success(), "{caps}: {st}; log:\n{}", d.log());
     }
 }
+
+/// A reload checks the new configuration as a start does: an application now without a
+/// user under a root master is refused and the running workers keep serving as their
+/// user; another user takes effect with the new workers.
+#[test]
+fn a_reload_checks_the_new_user() {
+    if !root("a_reload_checks_the_new_user") {
+        return;
+    }
+    let s = stage("reload-user");
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let conf = s.dir.join("wsgid.toml");
+    let write = |user: &str| {
+        let user = if user.is_empty() {
+            String::new()
+        } else {
+            format!("user = \"{user}\"\n")
+        };
+        std::fs::write(
+            &conf,
+            format!("{user}app = \"{}\"\nfastcgi = \"{addr}\"\n", s.app),
+        )
+        .unwrap();
+    };
+    write(USER_A);
+    let d = Daemon::builder("")
+        .exe(&s.exe)
+        .cwd(&s.dir)
+        .without_allow_root()
+        .args(&["--config", conf.to_str().unwrap()])
+        .start();
+    let status = || fcgi::request(&addr, &Request::get("/status")).cgi().text();
+    assert_dropped(&status(), USER_A, &[]);
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(d.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    write("");
+    hup();
+    d.wait_log("refusing to run the application as root", 20);
+    d.wait_log("reload failed", 20);
+    assert_dropped(&status(), USER_A, &[]);
+    write(USER_B);
+    hup();
+    d.wait_log("new workers ready", 20);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !field(&status(), "Uid").starts_with(&uid(USER_B).to_string()) {
+        assert!(std::time::Instant::now() < end, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_dropped(&status(), USER_B, &[]);
+}
