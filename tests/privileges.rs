@@ -1,9 +1,11 @@
 //! Workers as the application's own user, with every privilege dropped, against real
-//! users: two daemons as two users (each worker's /proc status: its ids four times, no
-//! group 0, every capability set empty, no_new_privs; neither reads the other's secret),
-//! umask and supplementary groups applied, Unix socket owner, group and mode, a chroot,
-//! and the refusals (the application as root, a switch an unprivileged master may not
-//! make, an interpreter the user cannot reach, check_ownership).
+//! users: two apps as two users, as two daemons and as two `[[app]]` tables of one (each
+//! worker's /proc status: its ids four times, no group 0, every capability set empty,
+//! no_new_privs; neither reads the other's secret), umask and supplementary groups
+//! applied, Unix socket owner, group and mode, a real chroot, a master holding capabilities
+//! without being root, wsgid's library read through its descriptor, and the refusals (the
+//! application as root, at start and on reload; a switch an unprivileged master may not
+//! make; an interpreter, a directory or a file the user cannot reach; check_ownership).
 //!
 //! Most tests need root (CI runs the suite as root); without it they say so and return.
 //! The test users and group are made when missing. Workers running as them must reach
