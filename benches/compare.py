@@ -386,6 +386,10 @@ def server_command(server, app, layout, addr, wsgid_bin):
                 "--virtualenv", VENV, "--log-level", "warn"]
         if path:
             argv += ["--socket-mode", "0666"]
+        if os.geteuid() == 0:
+            # wsgid refuses to run an application as root unless told to; the peers run
+            # theirs as root here too.
+            argv.append("--allow-root")
         if app.wsgi_file:
             argv.append(app.wsgi_file)
         else:

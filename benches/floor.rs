@@ -42,7 +42,8 @@ fn bind(addr: &str) -> io::Result<(Listener, Option<SocketFile>)> {
     let (fd, file) = match addr.strip_prefix("unix:") {
         Some(path) => {
             let (fd, file) =
-                listeners::bind_unix(Path::new(path), 0o666).map_err(io::Error::other)?;
+                listeners::bind_unix(Path::new(path), &listeners::SocketPerms::mode(0o666))
+                    .map_err(io::Error::other)?;
             (fd, Some(file))
         }
         None => {

@@ -27,9 +27,13 @@ BUILD=release benches/build.sh "$work" fcgi_load
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HZ=$(getconf CLK_TCK)
 
+# As root, the application may run as root (wsgid refuses that by default).
+root_args=()
+if [ "$(id -u)" = 0 ]; then root_args=(--allow-root); fi
+
 # 1 and 2: a normal daemon.
 p=$(port)
-(cd fixtures && exec "$work/wsgid" --fastcgi 127.0.0.1:$p --threads "$threads" hello.py) >"$work/log" 2>&1 &
+(cd fixtures && exec "$work/wsgid" --fastcgi 127.0.0.1:$p --threads "$threads" "${root_args[@]}" hello.py) >"$work/log" 2>&1 &
 master=$!
 for _ in $(seq 100); do grep -q "wsgid ready" "$work/log" && break; sleep 0.1; done
 worker=$(pgrep -P $master | head -1)
@@ -66,7 +70,7 @@ if [ "$callgrind" = 1 ]; then
     p=$(port)
     (cd fixtures && exec valgrind --tool=callgrind --trace-children=yes \
         --callgrind-out-file="$work/callgrind.%p" "$work/wsgid" --fastcgi 127.0.0.1:$p \
-        --threads "$threads" hello.py) >"$work/cg.log" 2>&1 &
+        --threads "$threads" "${root_args[@]}" hello.py) >"$work/cg.log" 2>&1 &
     vg=$!
     for _ in $(seq 300); do grep -q "worker ready" "$work/cg.log" 2>/dev/null && break; sleep 0.2; done
     worker=$(pgrep -P $vg | head -1)

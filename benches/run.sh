@@ -289,6 +289,10 @@ check_run() {
 }
 
 WRK_CMD=("$WRK" -t2 -c32 "-d${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/")
+# As root, the hello-world application may run as root (wsgid refuses that by default).
+ROOT_ARGS=()
+if [ "$(id -u)" = 0 ]; then ROOT_ARGS=(--allow-root); fi
+
 LOAD_CMD=("$LOAD" --addr "127.0.0.1:$FCGI_PORT" --connections "$CONNECTIONS"
     --duration "$DURATION" --keep-conn)
 
@@ -297,7 +301,7 @@ for name in $LAYOUTS; do
     threads=${name#*x}
     say "wsgid $name: --processes $procs --threads $threads"
     "$WSGID" "$APP" --fastcgi "127.0.0.1:$FCGI_PORT" --processes "$procs" --threads "$threads" \
-        >"$WORK/wsgid-$name.log" 2>&1 &
+        "${ROOT_ARGS[@]}" >"$WORK/wsgid-$name.log" 2>&1 &
     WSGID_PID=$!
     wait_port "$FCGI_PORT" || die "wsgid did not start: $(tail -5 "$WORK/wsgid-$name.log")"
     # Warm-up, which also waits for the workers to load the application.

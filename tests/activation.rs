@@ -52,6 +52,7 @@ fn serves_fastcgi_on_a_listening_socket_passed_as_fd_0() {
     let (log, stderr) = log_file();
     let child = Command::new(env!("CARGO_BIN_EXE_wsgid"))
         .arg("hello.py")
+        .args(common::is_root().then_some("--allow-root"))
         .current_dir(common::fixtures())
         .env_clear() // mod_fcgid passes almost no environment
         .stdin(Stdio::from(OwnedFd::from(l)))
@@ -76,8 +77,13 @@ fn serves_systemd_activated_sockets_by_name() {
     // execs wsgid in its place.
     cmd.args([
         "-c",
-        "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=web:scgi exec \"$0\" hello.py",
+        "LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=web:scgi exec \"$0\" hello.py $1",
         env!("CARGO_BIN_EXE_wsgid"),
+        if common::is_root() {
+            "--allow-root"
+        } else {
+            ""
+        },
     ])
     .current_dir(common::fixtures())
     .stdin(Stdio::null())
@@ -116,6 +122,7 @@ fn sighup_keeps_a_listener_passed_as_fd_0() {
     let (log, stderr) = log_file();
     let child = Command::new(env!("CARGO_BIN_EXE_wsgid"))
         .arg("process_app:application")
+        .args(common::is_root().then_some("--allow-root"))
         .current_dir(common::fixtures())
         .stdin(Stdio::from(OwnedFd::from(l)))
         .stdout(Stdio::null())

@@ -183,6 +183,48 @@ pub struct Cli {
     /// "wsgid=debug" [default: $RUST_LOG, else info]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+
+    /// User (name or number) the workers run as [default: wsgid's own]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Group (name or number) the workers run as [default: the user's primary group]
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Supplementary groups of the workers, comma-separated (repeatable) [default: none]
+    #[arg(long, value_name = "GROUP,...", value_delimiter = ',')]
+    pub supplementary_groups: Vec<String>,
+
+    /// umask (octal) of the workers [default: wsgid's own]
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub umask: Option<u32>,
+
+    /// Directory the workers chroot to; other paths are then inside it ("": none)
+    /// [default: none]
+    #[arg(long, value_name = "DIR", value_parser = path_or_empty())]
+    pub chroot: Option<PathBuf>,
+
+    /// Let the application run as root (wsgid started as root and no other user given)
+    #[arg(long)]
+    pub allow_root: bool,
+
+    /// Refuse an application file, or its directory, writable by others than its user or root
+    #[arg(long)]
+    pub check_ownership: bool,
+
+    /// Owner (name or number) of the Unix sockets wsgid creates [default: wsgid's user]
+    #[arg(long, value_name = "USER")]
+    pub socket_owner: Option<String>,
+
+    /// Group (name or number) of the Unix sockets wsgid creates [default: wsgid's group]
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+}
+
+/// A path, which may be empty (clap's own path parser refuses "").
+fn path_or_empty() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
 }
 
 #[cfg(test)]

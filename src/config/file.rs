@@ -53,12 +53,24 @@ pub struct FileConfig {
     pub output_buffer: Option<Size>,
     pub input_buffer: Option<Size>,
     pub log_level: Option<String>,
+    /// A user or group name, or its number as written (`33` or `"33"`).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub supplementary_groups: Option<Vec<String>>,
+    pub umask: Option<Mode>,
+    pub chroot: Option<PathBuf>,
+    pub allow_root: Option<bool>,
+    pub check_ownership: Option<bool>,
+    pub socket_owner: Option<String>,
+    pub socket_group: Option<String>,
+    /// The line each key is on, for messages about values checked after parsing.
+    pub lines: BTreeMap<String, usize>,
     /// Keys whose values were refused (`load_partial`): left unset here.
     pub rejected: Vec<String>,
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 33] = [
+pub const KEYS: [&str; 42] = [
     "name",
     "app",
     "listen",
@@ -92,6 +104,15 @@ pub const KEYS: [&str; 33] = [
     "output_buffer",
     "input_buffer",
     "log_level",
+    "user",
+    "group",
+    "supplementary_groups",
+    "umask",
+    "chroot",
+    "allow_root",
+    "check_ownership",
+    "socket_owner",
+    "socket_group",
 ];
 
 const A_STRING: &str = "a string";
@@ -104,6 +125,9 @@ const ADDRESSES: &str = "an address string such as \"127.0.0.1:9000\", or a list
 const LISTEN: &str =
     "a list of listeners, such as [\"fastcgi:127.0.0.1:9000\", \"scgi:unix:/run/a.sock\"]";
 const DIRECTORIES: &str = "a list of directories, such as [\"/srv/lib\"]";
+const AN_ACCOUNT: &str = "a name, or a number such as 33";
+const ACCOUNTS: &str = "a list of group names or numbers, such as [\"www-data\", 1001]";
+const A_BOOLEAN: &str = "true or false";
 const A_TABLE_OF_STRINGS: &str = "a table of strings, such as { NAME = \"value\" }";
 
 impl FileConfig {
@@ -172,6 +196,15 @@ impl FileConfig {
             "output_buffer" => self.output_buffer = Some(size(value)?),
             "input_buffer" => self.input_buffer = Some(size(value)?),
             "log_level" => self.log_level = Some(string(value)?),
+            "user" => self.user = Some(account(value)?),
+            "group" => self.group = Some(account(value)?),
+            "supplementary_groups" => self.supplementary_groups = Some(accounts(value)?),
+            "umask" => self.umask = Some(mode(value)?),
+            "chroot" => self.chroot = Some(string(value)?.into()),
+            "allow_root" => self.allow_root = Some(boolean(value)?),
+            "check_ownership" => self.check_ownership = Some(boolean(value)?),
+            "socket_owner" => self.socket_owner = Some(account(value)?),
+            "socket_group" => self.socket_group = Some(account(value)?),
             _ => return Err(unknown_key(key)),
         }
         Ok(())
@@ -240,6 +273,7 @@ pub fn build<'a>(
     let mut problems = Vec::new();
     for Entry { key, value, source } in entries {
         let (line, place) = source.locate(&key, value.span().start);
+        config.lines.insert(key.clone(), line);
         if let Err(e) = config.set(&key, value.into_inner()) {
             problems.push(((order(source), line), format!("{place}: {e}")));
             config.rejected.push(key);
@@ -373,6 +407,35 @@ fn strings(items: Vec<Value>, what: &str) -> Result<Vec<String>, String> {
             )),
         })
         .collect()
+}
+
+fn boolean(v: Value) -> Result<bool, String> {
+    match v {
+        Value::Boolean(b) => Ok(b),
+        other => Err(expected(A_BOOLEAN, &other)),
+    }
+}
+
+/// A user or group: a name, or a number (as an integer or a string of digits).
+fn account(v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Ok(s),
+        Value::Integer(i) => u32::try_from(i)
+            .map(|n| n.to_string())
+            .map_err(|_| format!("{} (not a user or group number)", expected(AN_ACCOUNT, &v))),
+        other => Err(expected(AN_ACCOUNT, &other)),
+    }
+}
+
+fn accounts(v: Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| account(item).map_err(|e| format!("item {} of the list: {e}", i + 1)))
+            .collect(),
+        other => Err(expected(ACCOUNTS, &other)),
+    }
 }
 
 fn addresses(v: Value) -> Result<OneOrMany, String> {

@@ -533,6 +533,8 @@ pub fn merge_app(
         .take(m.log_level(cli, f, ctx))
         .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
 
+    let privileges = privileges::privileges(&m, cli, f, &mut problems);
+
     problems.into_result()?;
     // Without problems, the application was given and is valid.
     let Some(app) = app else {
@@ -559,6 +561,7 @@ pub fn merge_app(
         output_buffer,
         input_buffer,
         log_level,
+        privileges,
     })
 }
 
@@ -886,5 +889,6 @@ fn is_dotted_name(s: &str) -> bool {
     })
 }
 
+mod privileges;
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,51 @@ pub struct Settings {
     pub input_buffer: usize,
     /// tracing filter, e.g. "info" or "wsgid=debug".
     pub log_level: String,
+    /// Who the workers run as and what else they are kept from.
+    pub privileges: Privileges,
+}
+
+/// Who the workers run as, and the other privilege settings (`master::privileges` applies
+/// them). Users and groups are looked up by the master while it resolves the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privileges {
+    /// The account workers switch to; None: they run as the master's own user and groups.
+    pub account: Option<Account>,
+    /// The umask workers set; None: the master's, inherited.
+    pub umask: Option<u32>,
+    /// The directory workers chroot to; the other paths (chdir, virtualenv, pythonpath, the
+    /// application file) are then as seen inside it.
+    pub chroot: Option<PathBuf>,
+    /// The application may run as root (a root master and no other user configured).
+    pub allow_root: bool,
+    /// Refuse an application file, or its directory, that others than its user or root
+    /// could write.
+    pub check_ownership: bool,
+    /// Owner given to the Unix sockets wsgid creates; None: the master's user.
+    pub socket_owner: Option<Id>,
+    /// Group given to the Unix sockets wsgid creates; None: the master's group.
+    pub socket_group: Option<Id>,
+}
+
+/// A user or group: its number, and its name for messages (the number again when the
+/// system's database has no name for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Id {
+    pub id: u32,
+    pub name: String,
+}
+
+/// The credentials workers run with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub user: Id,
+    /// The primary group: `group` as configured, else the user's own.
+    pub group: Id,
+    /// The supplementary groups, when configured; None: none when wsgid switches to another
+    /// user or group, unchanged otherwise.
+    pub groups: Option<Vec<Id>>,
+    /// The user's home directory, from the user database (workers get it as `HOME`).
+    pub home: Option<PathBuf>,
 }
 
 /// Decoding limits (see `protocol::Limits`), as configured.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::sys::stat::{umask, Mode};
 
-use super::listeners::{bind_unix, SocketFile};
+use super::listeners::{bind_unix, SocketFile, SocketPerms};
 
 /// The longest request line.
 pub const MAX_REQUEST: usize = 256;
@@ -73,7 +73,7 @@ impl Control {
     /// under umask 077, so no other user can connect even before its mode is set.
     pub fn bind(path: &Path) -> Result<Control, String> {
         let old = umask(Mode::from_bits_truncate(0o077));
-        let bound = bind_unix(path, 0o600);
+        let bound = bind_unix(path, &SocketPerms::mode(0o600));
         umask(old);
         let (fd, file): (OwnedFd, SocketFile) =
             bound.map_err(|e| format!("control socket: {e}"))?;

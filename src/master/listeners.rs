@@ -18,7 +18,7 @@ use nix::sys::socket::{getsockopt, sockopt, SockType};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use crate::config::values::format_listen_addr;
-use crate::config::{InheritedListener, Listen, ListenAddr, Protocol};
+use crate::config::{InheritedListener, Listen, ListenAddr, Protocol, Settings};
 
 /// Pending connections the kernel queues per listener (`listen(2)` backlog).
 pub const BACKLOG: i32 = 1024;
@@ -95,7 +95,7 @@ impl Listener {
 /// creates any descriptor of its own: inherited descriptors (`fd:N`) are adopted first, so
 /// a number that was not inherited cannot name a socket wsgid itself just opened. On error,
 /// those already opened are closed (and their socket files removed) as they drop.
-pub fn open_all(listen: &[Listen], socket_mode: u32) -> Result<Vec<Listener>, String> {
+pub fn open_all(listen: &[Listen], perms: &SocketPerms) -> Result<Vec<Listener>, String> {
     let mut opened: Vec<Option<Listener>> = listen.iter().map(|_| None).collect();
     let inherited_first = listen
         .iter()
@@ -108,12 +108,12 @@ pub fn open_all(listen: &[Listen], socket_mode: u32) -> Result<Vec<Listener>, St
                 .filter(|(_, l)| !matches!(l.addr, ListenAddr::Fd(_))),
         );
     for (i, l) in inherited_first {
-        opened[i] = Some(open(l, socket_mode)?);
+        opened[i] = Some(open(l, perms)?);
     }
     Ok(opened.into_iter().flatten().collect())
 }
 
-fn open(l: &Listen, socket_mode: u32) -> Result<Listener, String> {
+fn open(l: &Listen, perms: &SocketPerms) -> Result<Listener, String> {
     match &l.addr {
         ListenAddr::Tcp(addr) => {
             let fd = bind_tcp(*addr).map_err(|e| bind_error(&l.addr, e))?;
@@ -127,7 +127,7 @@ fn open(l: &Listen, socket_mode: u32) -> Result<Listener, String> {
             })
         }
         ListenAddr::Unix(path) => {
-            let (fd, file) = bind_unix(path, socket_mode)?;
+            let (fd, file) = bind_unix(path, perms)?;
             Ok(Listener {
                 fd: ListenerFd::Bound(fd),
                 protocol: l.protocol,
@@ -227,9 +227,41 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<OwnedFd> {
     Ok(socket.into())
 }
 
-/// Binds a Unix listener at `path`, replacing a stale socket file, and gives the file
-/// `mode` before the socket listens (until then, connecting is refused anyway).
-pub fn bind_unix(path: &Path, mode: u32) -> Result<(OwnedFd, SocketFile), String> {
+/// The owner, group and mode given to the Unix sockets wsgid creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketPerms {
+    pub mode: u32,
+    /// None: the master's user (or group) keeps it.
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+}
+
+impl SocketPerms {
+    /// Only a mode; owner and group are the master's.
+    pub fn mode(mode: u32) -> SocketPerms {
+        SocketPerms {
+            mode,
+            owner: None,
+            group: None,
+        }
+    }
+
+    /// What `settings` configures (`socket_mode`, `socket_owner`, `socket_group`).
+    pub fn of(settings: &Settings) -> SocketPerms {
+        let p = &settings.privileges;
+        SocketPerms {
+            mode: settings.socket_mode,
+            owner: p.socket_owner.as_ref().map(|u| u.id),
+            group: p.socket_group.as_ref().map(|g| g.id),
+        }
+    }
+}
+
+/// Binds a Unix listener at `path`, replacing a stale socket file, and gives the file its
+/// owner, group and mode (`perms`) before the socket listens (until then, connecting is
+/// refused anyway).
+pub fn bind_unix(path: &Path, perms: &SocketPerms) -> Result<(OwnedFd, SocketFile), String> {
+    let mode = perms.mode;
     let shown = path.display();
     clear_stale_socket(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)
@@ -248,6 +280,23 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<(OwnedFd, SocketFile), String
         dev: meta.dev(),
         ino: meta.ino(),
     };
+    if perms.owner.is_some() || perms.group.is_some() {
+        // Not following a link: the socket file was created just now, by this bind.
+        std::os::unix::fs::lchown(path, perms.owner, perms.group).map_err(|e| {
+            let mut to = Vec::new();
+            to.extend(
+                perms
+                    .owner
+                    .map(|u| format!("owner {}", super::privileges::accounts::user_id(u).name)),
+            );
+            to.extend(
+                perms
+                    .group
+                    .map(|g| format!("group {}", super::privileges::accounts::group_id(g).name)),
+            );
+            format!("cannot give unix:{shown} {}: {e}", to.join(" and "))
+        })?;
+    }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot set mode {mode:04o} on {shown}: {e}"))?;
     socket
@@ -465,7 +514,7 @@ mod tests {
                 protocol: Protocol::Scgi,
                 addr: ListenAddr::Unix(path.clone()),
             },
-            0o640,
+            &SocketPerms::mode(0o640),
         )
         .unwrap();
         let meta = fs::symlink_metadata(&path).unwrap();
@@ -477,13 +526,46 @@ mod tests {
         assert!(!path.exists());
     }
 
+    /// The owner and group are given before the mode; a master that is not root may only
+    /// give its socket to a group it is in.
+    #[test]
+    fn unix_socket_gets_its_owner_and_group() {
+        let dir = temp();
+        let path = dir.path().join("owned.sock");
+        let root = nix::unistd::geteuid().is_root();
+        let perms = SocketPerms {
+            mode: 0o660,
+            owner: root.then_some(65534),
+            group: Some(if root {
+                65534
+            } else {
+                nix::unistd::getegid().as_raw()
+            }),
+        };
+        let (_fd, _file) = bind_unix(&path, &perms).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(Some(meta.gid()), perms.group);
+        if root {
+            assert_eq!(meta.uid(), 65534);
+        } else {
+            let other = SocketPerms {
+                owner: Some(0),
+                ..perms
+            };
+            let e = bind_unix(&dir.path().join("root.sock"), &other).unwrap_err();
+            assert!(e.starts_with("cannot give unix:"), "{e}");
+            assert!(e.contains("owner root"), "{e}");
+        }
+    }
+
     #[test]
     fn stale_socket_is_replaced() {
         let dir = temp();
         let path = dir.path().join("stale.sock");
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let (_fd, _file) = bind_unix(&path, 0o660).unwrap();
+        let (_fd, _file) = bind_unix(&path, &SocketPerms::mode(0o660)).unwrap();
         UnixStream::connect(&path).unwrap();
     }
 
@@ -492,7 +574,7 @@ mod tests {
         let dir = temp();
         let path = dir.path().join("live.sock");
         let _live = UnixListener::bind(&path).unwrap();
-        let e = bind_unix(&path, 0o660).unwrap_err();
+        let e = bind_unix(&path, &SocketPerms::mode(0o660)).unwrap_err();
         assert!(
             e.contains("address in use (another server is listening on"),
             "{e}"
@@ -506,7 +588,7 @@ mod tests {
         let dir = temp();
         let path = dir.path().join("file");
         fs::write(&path, "data").unwrap();
-        let e = bind_unix(&path, 0o660).unwrap_err();
+        let e = bind_unix(&path, &SocketPerms::mode(0o660)).unwrap_err();
         assert!(e.contains("is not a socket (not removing it)"), "{e}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "data");
 
@@ -514,7 +596,7 @@ mod tests {
         let target = dir.path().join("target.sock");
         let _live = UnixListener::bind(&target).unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(bind_unix(&link, 0o660).is_err());
+        assert!(bind_unix(&link, &SocketPerms::mode(0o660)).is_err());
         assert!(link.exists());
     }
 
@@ -523,7 +605,7 @@ mod tests {
         let dir = temp();
         let path = dir.path().join("a.sock");
         // The bound socket keeps its inode allocated, so the new file gets another one.
-        let (_fd, file) = bind_unix(&path, 0o660).unwrap();
+        let (_fd, file) = bind_unix(&path, &SocketPerms::mode(0o660)).unwrap();
         fs::remove_file(&path).unwrap();
         let _other = UnixListener::bind(&path).unwrap();
         drop(file);
@@ -534,7 +616,7 @@ mod tests {
     fn missing_directory_is_reported() {
         let dir = temp();
         let path = dir.path().join("no/such/dir/a.sock");
-        let e = bind_unix(&path, 0o660).unwrap_err();
+        let e = bind_unix(&path, &SocketPerms::mode(0o660)).unwrap_err();
         let want = format!(
             "cannot listen on unix:{}: the directory {} does not exist",
             path.display(),
@@ -597,7 +679,7 @@ mod tests {
                 protocol: Protocol::Fastcgi,
                 addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
             },
-            0o660,
+            &SocketPerms::mode(0o660),
         )
         .unwrap();
         let ListenAddr::Tcp(addr) = l.addr else {
@@ -639,7 +721,7 @@ mod tests {
                 protocol: Protocol::Fastcgi,
                 addr: ListenAddr::Fd(n),
             },
-            0o660,
+            &SocketPerms::mode(0o660),
         )
         .unwrap();
         assert_eq!(adopted.addr, ListenAddr::Tcp(l.local_addr().unwrap()));
@@ -677,7 +759,7 @@ mod tests {
                 addr: ListenAddr::Fd(inherited.as_raw_fd()),
             },
         ];
-        let opened = open_all(&listen, 0o660).unwrap();
+        let opened = open_all(&listen, &SocketPerms::mode(0o660)).unwrap();
         assert_eq!(opened.len(), 2);
         assert_eq!(opened[0].protocol, Protocol::Scgi);
         assert_eq!(opened[0].inherited_fd, None);

@@ -4,13 +4,17 @@
 //! `run` serves; `check` starts, for each application, one worker that loads it and exits
 //! (`--check`).
 //! Exit statuses: `EXIT_OK` after a clean stop, `EXIT_FAILURE` when a listener cannot be
-//! opened or a worker fails before it is ready, `EXIT_USAGE` for configuration errors.
+//! opened, a file an application needs is out of its user's reach, or a worker fails
+//! before it is ready, `EXIT_USAGE` for configuration errors, including an application that
+//! would run as root without `allow_root` and a user this master may not switch to.
+//! `--check` exits `EXIT_FAILURE` for every problem.
 
 pub mod backoff;
 pub mod control;
 pub mod listeners;
 pub mod notify;
 pub mod pool;
+pub mod privileges;
 pub mod recycle;
 mod reload;
 pub mod signals;
@@ -28,7 +32,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::config::resolve::Config;
 use crate::config::{Settings, WorkerSpec};
-use listeners::ActivationEnv;
+use listeners::{ActivationEnv, SocketPerms};
 use signals::Signals;
 use spawn::Image;
 use supervise::{describe, Supervisor};
@@ -55,11 +59,33 @@ pub fn run(mut config: Config, load: supervise::Loader) -> ExitCode {
             }
         }
     }
+    // Before anything is bound: an application that may not run as configured.
+    let several = config.apps.len() > 1;
+    let mut found = privileges::Problems::default();
+    for settings in &config.apps {
+        let of = app_prefix(settings, several);
+        let app = privileges::check(settings, spawn::python(settings).ok().as_deref());
+        found
+            .refused
+            .extend(app.refused.into_iter().map(|e| format!("{of}{e}")));
+        found
+            .files
+            .extend(app.files.into_iter().map(|e| format!("{of}{e}")));
+    }
+    for e in found.refused.iter().chain(&found.files) {
+        tracing::error!("{e}");
+    }
+    if !found.refused.is_empty() {
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !found.files.is_empty() {
+        return ExitCode::from(EXIT_FAILURE);
+    }
     // Listeners first, every application's: inherited descriptor numbers must be checked
     // before the master opens descriptors of its own.
     let mut opened = Vec::with_capacity(config.apps.len());
     for settings in &config.apps {
-        match listeners::open_all(&settings.listen, settings.socket_mode) {
+        match listeners::open_all(&settings.listen, &SocketPerms::of(settings)) {
             Ok(l) => opened.push(l),
             Err(e) => {
                 tracing::error!("{e}");
@@ -73,7 +99,11 @@ pub fn run(mut config: Config, load: supervise::Loader) -> ExitCode {
     let mut apps = Vec::with_capacity(config.apps.len());
     for (settings, listeners) in config.apps.into_iter().zip(opened) {
         match Image::find(&settings) {
-            Ok(image) => apps.push((settings, image, listeners)),
+            Ok(image) => {
+                let of = app_prefix(&settings, several);
+                tracing::info!("{of}workers run as {}", privileges::describe(&settings));
+                apps.push((settings, image, listeners));
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 return ExitCode::from(EXIT_FAILURE);
@@ -131,11 +161,7 @@ pub fn check(config: Config) -> ExitCode {
     let mut problems: Vec<String> = Vec::new();
     let several = config.apps.len() > 1;
     for settings in config.apps {
-        let of = if several {
-            format!("app {}: ", settings.name)
-        } else {
-            String::new()
-        };
+        let of = app_prefix(&settings, several);
         problems.extend(
             settings
                 .listen
@@ -143,7 +169,18 @@ pub fn check(config: Config) -> ExitCode {
                 .filter_map(|l| listeners::probe(l).err())
                 .map(|e| format!("{of}{e}")),
         );
+        let found = privileges::check(&settings, spawn::python(&settings).ok().as_deref());
+        let blocked = !found.is_empty();
+        problems.extend(
+            found
+                .refused
+                .into_iter()
+                .chain(found.files)
+                .map(|e| format!("{of}{e}")),
+        );
         match Image::find(&settings) {
+            // A worker is not started when it would run as it may not.
+            Ok(_) if blocked => {}
             Ok(image) => {
                 if let Err(e) = check_app(&image, settings) {
                     problems.push(format!("{of}{e}"));
@@ -165,6 +202,15 @@ pub fn check(config: Config) -> ExitCode {
         if n == 1 { "" } else { "s" }
     );
     ExitCode::from(EXIT_FAILURE)
+}
+
+/// `app NAME: ` before a problem of one of several applications, else nothing.
+fn app_prefix(settings: &Settings, several: bool) -> String {
+    if several {
+        format!("app {}: ", settings.name)
+    } else {
+        String::new()
+    }
 }
 
 /// Starts a worker that loads the application and exits; Err says how it failed (the

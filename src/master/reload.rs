@@ -12,9 +12,10 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::listeners::{self, Listener};
+use super::listeners::{self, Listener, SocketPerms};
 use super::pool::Pool;
-use super::spawn::Image;
+use super::privileges;
+use super::spawn::{self, Image};
 use super::supervise::{app_name, plural, Supervisor};
 use crate::config::{Listen, Settings};
 
@@ -117,8 +118,19 @@ impl Supervisor {
     fn start_pool(&mut self, settings: Settings, replaces: Option<u64>) -> Result<String, String> {
         let name = settings.name.clone();
         let what = app_name(&name);
+        // As at start: an application that may not run as configured starts nothing.
+        let found = privileges::check(&settings, spawn::python(&settings).ok().as_deref());
+        if !found.is_empty() {
+            let problems: Vec<String> = found
+                .refused
+                .into_iter()
+                .chain(found.files)
+                .map(|e| format!("{what}: {e}"))
+                .collect();
+            return Err(problems.join("\n"));
+        }
         let listeners = self
-            .listeners_for(&settings.listen, settings.socket_mode)
+            .listeners_for(&settings.listen, &SocketPerms::of(&settings))
             .map_err(|e| format!("{what}: {e}"))?;
         let image = Image::find(&settings).map_err(|e| format!("{what}: {e}"))?;
         let now = Instant::now();
@@ -158,7 +170,7 @@ impl Supervisor {
     fn listeners_for(
         &self,
         listen: &[Listen],
-        socket_mode: u32,
+        perms: &SocketPerms,
     ) -> Result<Vec<Rc<Listener>>, String> {
         let mut found = Vec::with_capacity(listen.len());
         for l in listen {
@@ -173,7 +185,7 @@ impl Supervisor {
             match held {
                 Some(open) => found.push(open),
                 None => {
-                    let mut opened = listeners::open_all(std::slice::from_ref(l), socket_mode)?;
+                    let mut opened = listeners::open_all(std::slice::from_ref(l), perms)?;
                     match opened.pop() {
                         Some(new) => found.push(Rc::new(new)),
                         None => return Err("no listener opened".into()),

@@ -2,7 +2,8 @@
 //! loads wsgid's library (`libwsgid.so`) as an extension module and runs the worker in it,
 //! with the worker's `WorkerSpec` as JSON in `WSGID_WORKER_SPEC`, and the listeners, the
 //! library, the connection board and the write end of a ready pipe inherited at their
-//! current descriptor numbers.
+//! current descriptor numbers, and its privileges dropped (`privileges::child`) before the
+//! exec.
 
 use std::fs::File;
 use std::io;
@@ -10,11 +11,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{pipe2, Pid};
 
 use super::listeners::SOCKET_ACTIVATION_ENV;
+use super::privileges::{self, accounts, Failed, Plan, Step};
 use crate::config::{Settings, WorkerSpec, WORKER_SPEC_ENV};
 
 /// What `python -c` runs in a worker. `sys.argv[1]` is the descriptor of wsgid's library.
@@ -46,27 +49,61 @@ const LIBRARY: &str = "libwsgid.so";
 /// What every worker is started from, found once when the master starts.
 #[derive(Debug)]
 pub struct Image {
-    /// The interpreter's executable (`python::interpreter`).
+    /// The interpreter's executable (`python::interpreter`), as seen inside the chroot.
     python: PathBuf,
     /// wsgid's library, kept open: workers started later load this file even if the one on
     /// disk was replaced since (an upgrade), so master and workers always match.
     library: File,
+    /// The privilege drop each worker makes, prepared once.
+    plan: Arc<Plan>,
+}
+
+/// The interpreter workers exec for `settings`, as seen inside the chroot if there is one.
+pub fn python(settings: &Settings) -> Result<PathBuf, String> {
+    let chroot = settings.privileges.chroot.as_deref();
+    let Some(venv) = &settings.virtualenv else {
+        return crate::python::interpreter(None);
+    };
+    // The virtualenv's version is read where the master sees it.
+    crate::python::interpreter(Some(&privileges::outside(chroot, venv)))?;
+    Ok(venv.join("bin").join("python"))
 }
 
 impl Image {
     /// The interpreter for `settings`, and the library that came with this binary: the
     /// first found of [`places`].
     pub fn find(settings: &Settings) -> Result<Image, String> {
-        let python = crate::python::interpreter(settings.virtualenv.as_deref())?;
-        if !python.is_file() {
-            return Err(format!("no Python interpreter at {}", python.display()));
+        let chroot = settings.privileges.chroot.as_deref();
+        let python = python(settings)?;
+        if !privileges::outside(chroot, &python).is_file() {
+            return Err(match chroot {
+                Some(root) => format!(
+                    "no Python interpreter at {} inside the chroot {}",
+                    python.display(),
+                    root.display()
+                ),
+                None => format!("no Python interpreter at {}", python.display()),
+            });
         }
+        let plan = Plan::prepare(&settings.privileges, settings.chdir.as_deref())?;
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find wsgid's own executable: {e}"))?;
         let places = places(exe.parent().unwrap_or(Path::new("/")));
         for path in &places {
             match File::open(path) {
-                Ok(library) => return Ok(Image { python, library }),
+                Ok(library) => {
+                    let meta = library
+                        .metadata()
+                        .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+                    if let Some(e) = privileges::library_problem(settings, path, &meta) {
+                        return Err(e);
+                    }
+                    return Ok(Image {
+                        python,
+                        library,
+                        plan: Arc::new(plan),
+                    });
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
             }
@@ -76,6 +113,48 @@ impl Image {
             "wsgid's worker library is missing: none of {}",
             tried.join(", ")
         ))
+    }
+}
+
+/// What a worker could not do, in words: `step` failed with `e`.
+fn failed_step(settings: &Settings, step: Step, e: &io::Error) -> String {
+    let p = &settings.privileges;
+    let user = || {
+        p.account
+            .as_ref()
+            .map_or_else(String::new, |a| accounts::describe_user(&a.user))
+    };
+    let shown = |path: &Option<PathBuf>| {
+        path.as_deref()
+            .unwrap_or(Path::new(""))
+            .display()
+            .to_string()
+    };
+    match step {
+        Step::Chroot => format!("cannot chroot to {}: {e}", shown(&p.chroot)),
+        Step::Chdir if p.account.is_some() => {
+            format!(
+                "cannot change to {} as user {}: {e}",
+                shown(&settings.chdir),
+                user()
+            )
+        }
+        Step::Chdir => format!("cannot change to {}: {e}", shown(&settings.chdir)),
+        Step::Bounding => format!("cannot drop the capability bounding set: {e}"),
+        Step::Ambient => format!("cannot clear the ambient capabilities: {e}"),
+        Step::Groups => format!(
+            "cannot set the supplementary groups of user {}: {e}",
+            user()
+        ),
+        Step::Gid => format!(
+            "cannot switch to group {}: {e}",
+            p.account
+                .as_ref()
+                .map_or_else(String::new, |a| accounts::describe_group(&a.group))
+        ),
+        Step::Uid => format!("cannot switch to user {}: {e}", user()),
+        Step::Capabilities => format!("cannot drop the capabilities: {e}"),
+        Step::NoNewPrivs => format!("cannot set no_new_privs: {e}"),
     }
 }
 
@@ -107,9 +186,11 @@ pub struct Spawned {
 /// Starts a worker for `spec` (whose `ready_fd` is filled in here when `with_ready_pipe`).
 ///
 /// The worker gets wsgid's environment plus `spec.settings.env`, less the socket-activation
-/// and `NOTIFY_SOCKET` variables meant for the master; it starts in `settings.chdir` when set,
-/// in its own process group (a terminal's Ctrl-C reaches the master, which forwards it
-/// once), and receives SIGTERM if the master dies.
+/// and `NOTIFY_SOCKET` variables meant for the master (and with `HOME`, `USER` and `LOGNAME`
+/// of the user it switches to, unless `env` sets them); it runs with the privileges
+/// `privileges::child` leaves it, starts in `settings.chdir` when set, in its own process
+/// group (a terminal's Ctrl-C reaches the master, which forwards it once), and receives
+/// SIGTERM if the master dies.
 pub fn spawn_worker(
     image: &Image,
     mut spec: WorkerSpec,
@@ -131,21 +212,34 @@ pub fn spawn_worker(
     // argv[0] stays the interpreter's path: Python finds its prefix (and a virtualenv's
     // pyvenv.cfg) from it. The worker then retitles itself `wsgid: worker N`.
     let mut cmd = Command::new(&image.python);
-    cmd.args(["-c", BOOTSTRAP, &library.to_string()])
-        .envs(&spec.settings.env)
+    cmd.args(["-c", BOOTSTRAP, &library.to_string()]);
+    if let Some(a) = &spec.settings.privileges.account {
+        if a.user.id != nix::unistd::geteuid().as_raw() {
+            cmd.env("USER", &a.user.name).env("LOGNAME", &a.user.name);
+            if let Some(home) = &a.home {
+                cmd.env("HOME", home);
+            }
+        }
+    }
+    cmd.envs(&spec.settings.env)
         .env(WORKER_SPEC_ENV, json)
         .env_remove(NOTIFY_ENV);
     for name in SOCKET_ACTIVATION_ENV {
         cmd.env_remove(name);
     }
-    if let Some(dir) = &spec.settings.chdir {
-        cmd.current_dir(dir);
-    }
+    // Not `current_dir`: std enters it before the closure below runs, which would be outside
+    // the chroot and as the master's user; the plan enters it after both.
     let master = nix::unistd::getpid().as_raw();
+    // Which step of the privilege drop failed, if one did: one byte from the child.
+    let (report_rd, report_wr) = pipe2(OFlag::O_CLOEXEC)?;
+    let report = report_wr.as_raw_fd();
+    let plan = Arc::clone(&image.plan);
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe functions may be called. It calls fcntl, setpgid, prctl and getppid
-    // (all async-signal-safe system calls) on values computed before the fork, and does not
-    // allocate: `inherit` was built in the parent and is only read.
+    // async-signal-safe functions may be called. It calls fcntl, setpgid, write, prctl and
+    // getppid, and `Plan::apply` (chroot, chdir, prctl, setgroups, setresgid, setresuid,
+    // umask, capset: all async-signal-safe system calls), on values computed before the
+    // fork, and does not allocate: `inherit` and the plan were built in the parent and are
+    // only read, and an error is made from a raw errno, which allocates nothing.
     //
     // The listeners, the library, the connection board and the ready pipe's write end keep
     // their descriptor numbers: their FD_CLOEXEC flag is cleared here, in the child only, so
@@ -161,8 +255,15 @@ pub fn spawn_worker(
             if libc::setpgid(0, 0) == -1 {
                 return Err(io::Error::last_os_error());
             }
+            if let Err(Failed { step, errno }) = plan.apply() {
+                let byte = step as u8;
+                // The parent reads it once spawn has failed; if it cannot be written, the
+                // error is reported without its step.
+                let _ = libc::write(report, (&byte as *const u8).cast(), 1);
+                return Err(io::Error::from_raw_os_error(errno));
+            }
             // The parent-death signal applies to the thread that forked; the master is
-            // single-threaded. It is cleared if the worker later changes credentials.
+            // single-threaded. It is set after the credential change, which clears it.
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGTERM as libc::c_ulong,
@@ -179,12 +280,18 @@ pub fn spawn_worker(
             Ok(())
         })
     };
-    let child = cmd.spawn().map_err(|e| match &spec.settings.chdir {
-        // std reports a failed chdir in the child as a bare OS error.
-        Some(dir) if !dir.is_dir() => {
-            io::Error::new(e.kind(), format!("cannot change to {}: {e}", dir.display()))
+    let spawned = cmd.spawn();
+    drop(report_wr);
+    let child = spawned.map_err(|e| {
+        let mut byte = [0u8; 1];
+        let step = match nix::unistd::read(&report_rd, &mut byte) {
+            Ok(1) => Step::from_u8(byte[0]),
+            _ => None,
+        };
+        match step {
+            Some(step) => io::Error::new(e.kind(), failed_step(&spec.settings, step, &e)),
+            None => e,
         }
-        _ => e,
     })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).map_err(io::Error::other)?);
     // The master keeps only the read end; the worker holds the only write end now, so end

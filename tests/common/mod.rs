@@ -101,8 +101,15 @@ pub struct Builder {
     fcgi: Option<String>,
     scgi: Option<String>,
     wait_for: Vec<String>,
+    /// Pass `--allow-root` when the tests run as root (see `Builder::root_args`).
+    allow_root: bool,
     /// A descriptor the daemon inherits, as from a careless parent.
     stray: Option<i32>,
+}
+
+/// Whether the tests run as root (as in CI).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 impl Daemon {
@@ -118,6 +125,7 @@ impl Daemon {
             fcgi: None,
             scgi: None,
             wait_for: Vec::new(),
+            allow_root: true,
             stray: None,
         }
     }
@@ -175,6 +183,24 @@ impl Daemon {
 }
 
 impl Builder {
+    /// No `--allow-root` even as root: for tests of wsgid's refusal to run an application
+    /// as root.
+    pub fn without_allow_root(mut self) -> Builder {
+        self.allow_root = false;
+        self
+    }
+
+    /// `--allow-root` when the tests run as root and the test neither gave a user nor asked
+    /// for none: wsgid refuses to run an application as root without it, and the tests'
+    /// applications are not about users.
+    fn root_args(&self) -> Option<&'static str> {
+        let user_given = self
+            .args
+            .iter()
+            .any(|a| a == "--user" || a.starts_with("--user="));
+        (self.allow_root && !user_given && is_root()).then_some("--allow-root")
+    }
+
     /// Runs this copy of the wsgid binary instead of the one cargo built.
     pub fn exe(mut self, path: &Path) -> Builder {
         self.exe = path.to_path_buf();
@@ -237,6 +263,7 @@ impl Builder {
         let log2 = log.try_clone().expect("clone log file");
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
+            .args(self.root_args())
             .args((!self.app.is_empty()).then_some(&self.app))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
@@ -290,6 +317,7 @@ impl Builder {
     pub fn run(self) -> (ExitStatus, String) {
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.args)
+            .args(self.root_args())
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .env_remove("WSGID_WORKER_SPEC");
