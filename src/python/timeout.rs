@@ -51,10 +51,11 @@ fn set_async_exc(_py: Python<'_>, thread: u64, exc: *mut pyo3::ffi::PyObject) {
     }
 }
 
-/// Raises `RequestTimeout` in the threads still running these requests (called by the
-/// reactor once it has timed them out). A request not started yet, or already left by its
-/// thread, is skipped; so is one whose thread raised or was sent the exception already.
-/// Attaches for it: the caller holds no lock a thread holding the interpreter waits on.
+/// Raises `RequestTimeout` in the threads still running these requests (once the reactor
+/// has timed them out). A request not started yet, or already left by its thread, is
+/// skipped; so is one whose thread raised or was sent the exception already. Attaches for
+/// it, so waits for the interpreter: the caller holds no lock that a thread holding the
+/// interpreter may wait on.
 pub fn interrupt(requests: &[Arc<Exchange>]) {
     Python::attach(|py| {
         let exc = py.get_type::<RequestTimeout>();

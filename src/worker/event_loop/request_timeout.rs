@@ -68,6 +68,22 @@ impl RequestTimer {
     }
 }
 
+/// Raises `RequestTimeout` in the threads running `requests`, from a thread of its own:
+/// that takes the interpreter, which the reactor never waits for (a thread blocked in C
+/// code that does not release it would stop the reactor, and with it the grace check
+/// that gets the worker replaced). A thread waiting inside wsgid was woken already, and
+/// raises the exception itself.
+fn interrupt(requests: Vec<Arc<Exchange>>) {
+    let spare = requests.clone();
+    let spawned = std::thread::Builder::new()
+        .name("wsgid-timeout".into())
+        .spawn(move || crate::python::interrupt(&requests));
+    if let Err(e) = spawned {
+        warn!("cannot start a thread to raise RequestTimeout ({e}); raising it from here");
+        crate::python::interrupt(&spare);
+    }
+}
+
 /// Logs a request timed out.
 fn log_timeout(ex: &Exchange, now: Instant, limit: Duration, outcome: &str) {
     let elapsed = now.saturating_duration_since(ex.started);
@@ -110,9 +126,7 @@ impl EventLoop {
             let next = timer.time_out_orphans(now, next, &mut fired);
             self.sh.request_check = next.map(|at| at.max(now + gap(limit)));
             if !fired.is_empty() {
-                // The reactor let go of them first: a thread waiting inside wsgid is woken
-                // already, and raises the exception itself.
-                crate::python::interrupt(&fired);
+                interrupt(fired.clone());
                 timer
                     .overdue
                     .extend(fired.into_iter().map(|ex| (now + grace, ex)));
