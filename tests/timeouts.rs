@@ -166,11 +166,23 @@ fn the_interrupted_thread_serves_the_next_request() {
 }
 
 /// A request blocked in wsgi.input.read() for body bytes that never come ends at the
-/// request timeout, well before the read timeout: the read raises RequestTimeout.
+/// request timeout, well before the read timeout, and near it, not at the next whole
+/// second: the read raises RequestTimeout.
 #[test]
 fn a_request_waiting_for_its_body_ends_at_the_timeout() {
     let dir = common::scratch("rt-read");
-    let d = start(&dir, &["--request-timeout", "1", "--read-timeout", "30"]);
+    // One thread: the next requests run on the one that was interrupted.
+    let d = start(
+        &dir,
+        &[
+            "--request-timeout",
+            "1.5",
+            "--read-timeout",
+            "30",
+            "--threads",
+            "1",
+        ],
+    );
     let mut c = Client::connect(&fa(&d));
     let req = Request::post("/read?read", &[b'x'; 100]);
     let mut bytes = fcgi::begin_request(1, fcgi::RESPONDER, fcgi::KEEP_CONN);
@@ -183,15 +195,23 @@ fn a_request_waiting_for_its_body_ends_at_the_timeout() {
     assert_eq!(r.end, Some((0, fcgi::REQUEST_COMPLETE)));
     assert_eq!(r.cgi().status, 504, "{}", r.cgi().text());
     assert!(
-        took >= Duration::from_millis(1000) && took < Duration::from_millis(1600),
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(1800),
         "504 after {took:?}"
     );
     assert_eq!(marker(&dir, "read").0, "wsgid.RequestTimeout");
     let log = d.wait_log("the application was interrupted", 10);
     assert!(log.contains("while reading the request body"), "{log}");
-    // The connection serves its next request.
-    let next = c.request(2, true, &Request::get("/tid"));
-    assert_eq!(next.cgi().status, 200);
+    // The connection serves its next request, and the thread runs Python code with no
+    // exception left over (raised once, by the read).
+    let next = c.request(2, true, &Request::get("/busy?after&0.2"));
+    assert_eq!(next.cgi().text(), "done");
+    assert_eq!(marker(&dir, "after").0, "finished");
+    assert_eq!(
+        lines_with(&d.log(), "RequestTimeout").len(),
+        2,
+        "{}",
+        d.log()
+    );
 
     // SCGI: the same, and the connection closes after the 504.
     let mut s = scgi::connect(d.scgi.as_deref().expect("scgi address"));
@@ -203,8 +223,30 @@ fn a_request_waiting_for_its_body_ends_at_the_timeout() {
     let took = t0.elapsed();
     let r = fcgi::CgiResponse::parse(&got);
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&got));
-    assert!(took < Duration::from_millis(1600), "504 after {took:?}");
+    assert!(took < Duration::from_millis(1800), "504 after {took:?}");
     assert_eq!(marker(&dir, "scgi").0, "wsgid.RequestTimeout");
+}
+
+/// A request whose front end reset the connection while its thread loops in Python is
+/// still timed: nobody gets a response, but the thread gets the exception and serves on.
+#[test]
+fn a_request_whose_connection_closed_is_still_timed() {
+    let dir = common::scratch("rt-gone");
+    let d = start(&dir, &["--request-timeout", "1", "--threads", "1"]);
+    let mut c = Client::connect(&fa(&d));
+    c.send(&Request::get("/spin?gone").encode(1, true));
+    thread::sleep(Duration::from_millis(300));
+    // A reset: the connection is gone at once, not half-closed.
+    socket2::SockRef::from(&c.stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
+    drop(c);
+    let (how, t, _) = marker(&dir, "gone");
+    assert_eq!(how, "wsgid.RequestTimeout");
+    let log = d.wait_log("the application was interrupted", 10);
+    assert!(log.contains("its connection was closed already"), "{log}");
+    let (served, _) = tid(&fa(&d));
+    assert_eq!(served, t);
 }
 
 /// Once the headers and a first block went out, a stalled response is cut off: the
