@@ -136,6 +136,16 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
     pub interrupt_timeout: Option<u64>,
 
+    /// Time out a request still running this long after its parameters were read: 504 to
+    /// the front end, wsgid.RequestTimeout raised in its thread [default: none]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
+    pub request_timeout: Option<u64>,
+
+    /// After a request timed out, how long its thread may take to return before the
+    /// worker is replaced, gracefully [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration_ms)]
+    pub request_timeout_grace: Option<u64>,
+
     /// Connections one worker process holds open at once [default: 10000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,

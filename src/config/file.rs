@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub send_timeout: Option<Millis>,
     pub graceful_timeout: Option<Millis>,
     pub interrupt_timeout: Option<Millis>,
+    pub request_timeout: Option<Millis>,
+    pub request_timeout_grace: Option<Millis>,
     pub max_connections: Option<usize>,
     pub max_in_flight: Option<usize>,
     pub reload_on: Option<Vec<PathBuf>>,
@@ -70,7 +72,7 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 42] = [
+pub const KEYS: [&str; 44] = [
     "name",
     "app",
     "listen",
@@ -93,6 +95,8 @@ pub const KEYS: [&str; 42] = [
     "send_timeout",
     "graceful_timeout",
     "interrupt_timeout",
+    "request_timeout",
+    "request_timeout_grace",
     "max_connections",
     "max_in_flight",
     "reload_on",
@@ -185,6 +189,8 @@ impl FileConfig {
             "send_timeout" => self.send_timeout = Some(duration(value)?),
             "graceful_timeout" => self.graceful_timeout = Some(duration(value)?),
             "interrupt_timeout" => self.interrupt_timeout = Some(duration(value)?),
+            "request_timeout" => self.request_timeout = Some(duration(value)?),
+            "request_timeout_grace" => self.request_timeout_grace = Some(duration(value)?),
             "max_connections" => self.max_connections = Some(count(value)?),
             "max_in_flight" => self.max_in_flight = Some(count(value)?),
             "reload_on" => self.reload_on = Some(files_list(value)?),
@@ -549,6 +555,8 @@ mod tests {
             send_timeout = "90s"
             graceful_timeout = "1m"
             interrupt_timeout = "500ms"
+            request_timeout = "2m"
+            request_timeout_grace = 5
             max_connections = 100
             max_in_flight = 50
             max_requests = 10000
@@ -580,6 +588,8 @@ mod tests {
         assert_eq!(c.send_timeout, Some(Millis(90_000)));
         assert_eq!(c.graceful_timeout, Some(Millis(60_000)));
         assert_eq!(c.interrupt_timeout, Some(Millis(500)));
+        assert_eq!(c.request_timeout, Some(Millis(120_000)));
+        assert_eq!(c.request_timeout_grace, Some(Millis(5_000)));
         assert_eq!(c.max_in_flight, Some(50));
         assert_eq!(c.max_requests, Some(10_000));
         assert_eq!(c.max_requests_jitter, Some(1000));

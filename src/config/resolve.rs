@@ -411,7 +411,7 @@ pub fn merge_app(
             .take(millis(m.pick(key, cli, file.map(|d| d.0)), default, min))
             .unwrap_or(default)
     };
-    let timeouts = Timeouts {
+    let mut timeouts = Timeouts {
         idle_ms: timeout(
             "idle_timeout",
             cli.idle_timeout,
@@ -447,7 +447,26 @@ pub fn merge_app(
             t.interrupt_ms,
             0,
         ),
+        request_ms: None,
+        request_grace_ms: timeout(
+            "request_timeout_grace",
+            cli.request_timeout_grace,
+            f.request_timeout_grace,
+            t.request_grace_ms,
+            0,
+        ),
     };
+    timeouts.request_ms = problems
+        .take(
+            m.pick(
+                "request_timeout",
+                cli.request_timeout,
+                f.request_timeout.map(|d| d.0),
+            )
+            .map(|p| millis(Some(p), 0, 1))
+            .transpose(),
+        )
+        .flatten();
 
     let recycle = Recycle {
         // 0 is gunicorn's and uWSGI's "never".

@@ -182,6 +182,13 @@ pub struct Timeouts {
     pub graceful_ms: u64,
     /// SIGINT: the same, shorter.
     pub interrupt_ms: u64,
+    /// A request still running this long after its params were read is timed out: the
+    /// front end gets 504 (or a cut-off response), its Python thread `wsgid.RequestTimeout`.
+    /// None: no limit.
+    pub request_ms: Option<u64>,
+    /// How long a timed-out request's thread may take to return before its worker asks to
+    /// be replaced.
+    pub request_grace_ms: u64,
 }
 
 impl Default for Timeouts {
@@ -192,6 +199,8 @@ impl Default for Timeouts {
             send_ms: 60_000,
             graceful_ms: 30_000,
             interrupt_ms: 3_000,
+            request_ms: None,
+            request_grace_ms: 10_000,
         }
     }
 }

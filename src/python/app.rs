@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -11,7 +12,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::environ::{environ_dict, Keys};
 use super::respond::Responder;
 use crate::config::Settings;
-use crate::worker::exchange::Job;
+use crate::worker::exchange::{Exchange, Job};
 
 thread_local! {
     /// The variable list of this thread's last request, emptied, for its next one.
@@ -24,6 +25,8 @@ pub struct App {
     pub(super) template: Py<PyDict>,
     pub(super) keys: Keys,
     mount: String,
+    /// `request_timeout` is set: each request records the thread running it.
+    timed: bool,
 }
 
 impl App {
@@ -40,6 +43,7 @@ impl App {
                 template: template.unbind(),
                 keys: Keys::new(py),
                 mount: settings.mount.clone(),
+                timed: settings.timeouts.request_ms.is_some(),
             })
         })
     }
@@ -81,30 +85,54 @@ impl App {
             }
         };
         Python::attach(|py| {
-            let responder = match Bound::new(py, Responder::new(exchange.clone())) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("cannot create start_response: {}", format_exception(py, &e));
-                    exchange.answer("500 Internal Server Error", "Internal Server Error\n");
-                    return;
-                }
+            // Timed out while this thread was on its way (the reactor saw no thread to
+            // interrupt): as if it had not been taken.
+            let stopped = if self.timed {
+                super::timeout::start(py, &exchange);
+                exchange.aborted()
+            } else {
+                None
             };
-            match environ_dict(py, self, &env, exchange.clone()) {
-                Ok((environ, errors)) => {
-                    self.respond(py, environ.into_any(), &responder);
-                    // What the app wrote to wsgi.errors and never flushed is logged now,
-                    // not whenever the stream happens to be released.
-                    if let Ok(mut errors) = errors.try_borrow_mut() {
-                        errors.flush();
-                    }
+            match stopped {
+                Some(why) => {
+                    tracing::debug!(request = %exchange.ident(), "not run: {}", why.reason());
+                    exchange.end_stopped();
                 }
-                Err(e) => {
-                    tracing::error!("cannot build the environ: {}", format_exception(py, &e));
-                    exchange.answer("500 Internal Server Error", "Internal Server Error\n");
-                }
+                None => self.call(py, &exchange, &env),
+            }
+            // After the request's objects are released (a finaliser runs bytecode, where a
+            // pending RequestTimeout would still go off).
+            if self.timed {
+                super::timeout::done(py, &exchange);
             }
         });
         SPARE_VARS.set(env.into_spare());
+    }
+
+    /// Calls the app with the request's environ and sends its response.
+    fn call(&self, py: Python<'_>, exchange: &Arc<Exchange>, env: &crate::environ::Environ<'_>) {
+        let responder = match Bound::new(py, Responder::new(exchange.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot create start_response: {}", format_exception(py, &e));
+                exchange.answer("500 Internal Server Error", "Internal Server Error\n");
+                return;
+            }
+        };
+        match environ_dict(py, self, env, exchange.clone()) {
+            Ok((environ, errors)) => {
+                self.respond(py, environ.into_any(), &responder);
+                // What the app wrote to wsgi.errors and never flushed is logged now, not
+                // whenever the stream happens to be released.
+                if let Ok(mut errors) = errors.try_borrow_mut() {
+                    errors.flush();
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot build the environ: {}", format_exception(py, &e));
+                exchange.answer("500 Internal Server Error", "Internal Server Error\n");
+            }
+        }
     }
 }
 

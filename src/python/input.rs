@@ -25,8 +25,9 @@ pyo3::create_exception!(
 );
 
 /// The exception a read raises when the body can no longer arrive.
-fn unavailable(a: Abort) -> PyErr {
+fn unavailable(py: Python<'_>, ex: &Exchange, a: Abort) -> PyErr {
     match a {
+        Abort::RequestTimeout => super::timeout::raised_here(py, ex, "reading the request body"),
         Abort::Disconnected | Abort::Requested => ClientDisconnected::new_err(format!(
             "request body unavailable: the client went away ({})",
             a.reason()
@@ -106,7 +107,7 @@ impl Input {
                 self.eof = true;
                 Ok(false)
             }
-            Got::Aborted(a) => Err(unavailable(a)),
+            Got::Aborted(a) => Err(unavailable(py, &self.ex, a)),
         }
     }
 

@@ -16,10 +16,13 @@ use crate::config::Settings;
 pub const BUILT_VERSION: &str = env!("WSGID_PYTHON_VERSION");
 pub const BUILT_EXECUTABLE: &str = env!("WSGID_PYTHON_EXECUTABLE");
 
-/// Sets up `sys.path` in the worker's interpreter (called detached; attaches for it).
+/// Sets up `sys.path` in the worker's interpreter, and the `wsgid` module applications
+/// import (called detached; attaches for it).
 pub fn prepare(settings: &Settings) -> Result<(), String> {
     Python::attach(|py| {
-        setup_sys_path(py, settings).map_err(|e| super::app::format_exception(py, &e))
+        setup_sys_path(py, settings)
+            .and_then(|()| super::module::install_public(py))
+            .map_err(|e| super::app::format_exception(py, &e))
     })
 }
 

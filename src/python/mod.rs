@@ -13,9 +13,11 @@ mod latin1;
 mod module;
 mod request;
 mod respond;
+mod timeout;
 
 pub use app::App;
 pub use interp::{finish, interpreter, prepare, venv_version, BUILT_EXECUTABLE, BUILT_VERSION};
+pub use timeout::interrupt;
 
 /// Runs `f` attached to the interpreter (the only way code outside this module gets a
 /// `Python` token, e.g. for a thread to keep one thread state for its whole life).

@@ -51,6 +51,11 @@ impl App {
             Err(e) => return self.failed(py, responder, Failure::App(e)),
         };
         let outcome = self.consume(py, &result, responder);
+        if let Err(Failure::Stopped(Abort::RequestTimeout)) = &outcome {
+            // Stopped inside wsgid (a wait for room): the exception the reactor may have
+            // left pending would go off in close().
+            super::timeout::disarm(py, &responder.borrow().ex);
+        }
         // PEP 3333: close() must be called whatever happened.
         let closed = close(py, &result);
         match (outcome, closed) {
@@ -263,6 +268,16 @@ impl App {
 
     fn log_exception(&self, py: Python<'_>, responder: &Bound<'_, Responder>, e: &PyErr) {
         let ex = responder.borrow().ex.clone();
+        if super::timeout::is_timeout(py, e) {
+            // The reactor logged the timeout and answered; where the application was
+            // interrupted is what is left to say.
+            tracing::warn!(
+                request = %ex.ident(),
+                "request stopped by request_timeout; the application was interrupted:\n{}",
+                super::app::format_exception(py, e)
+            );
+            return;
+        }
         // The client going away is no fault of the application's: no traceback.
         if let Some(why) = super::input::client_went_away(py, e) {
             let raised = e

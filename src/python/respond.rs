@@ -247,6 +247,11 @@ impl Responder {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() needs bytes"))?;
         self.send(py, bytes.as_bytes())
-            .map_err(|Stopped(a)| PyOSError::new_err(format!("cannot write: {}", a.reason())))
+            .map_err(|Stopped(a)| match a {
+                Abort::RequestTimeout => {
+                    super::timeout::raised_here(py, &self.ex, "writing the response")
+                }
+                _ => PyOSError::new_err(format!("cannot write: {}", a.reason())),
+            })
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::exchange::{Abort, Ending, Exchange, InFlight, Job};
+use super::exchange::{Abort, Ending, Exchange, InFlight, Job, Received};
 use super::framing::Framing;
 use super::stream::Stream;
 use super::Shared;
@@ -443,10 +443,18 @@ impl Conn {
             sh.notifier.clone(),
             sh.input_buffer,
             sh.output_buffer,
-            params,
-            framing,
+            Received {
+                params,
+                framing,
+                // The read that completed the params: no clock read of its own.
+                at: self.last_read,
+            },
             sh.spare_buffers.take(),
         );
+        if let Some(limit) = sh.request_timeout {
+            // Later requests' deadlines come after the earliest one already set.
+            sh.request_check.get_or_insert(self.last_read + limit);
+        }
         let job = Job {
             exchange: ex.clone(),
             local: self.local.clone(),

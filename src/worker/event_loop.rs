@@ -10,8 +10,12 @@
 //! Timeouts are checked by a sweep once a second (idle keep-alive connections, requests whose
 //! params or body stop arriving, front ends that take none of the output owed to them,
 //! lingering closes), which costs O(connections) per second and nothing per request.
+//! `request_timeout` has a timer of its own, finer than the sweep (`request_timeout`).
+
+mod request_timeout;
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ use crate::config::{Protocol, Settings};
 use crate::environ::Local;
 use crate::protocol::fastcgi::{self, Capabilities};
 use crate::protocol::{scgi, Limits};
+use request_timeout::RequestTimer;
 
 /// The signals a worker stops on. Registered before Python starts: a `signal` module
 /// imported later then finds wsgid's handlers in place and installs none of its own.
@@ -46,6 +51,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// its front end is about to send.
 const FRESH_GRACE: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 256 * 1024;
+/// While stopping with no connection left, how often the reactor looks whether the
+/// requests still held by threads are done.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// Connections accepted per listener per loop turn when there are sibling workers. Every
 /// worker is woken for a new connection on the shared socket; taking a few at a time and
 /// going back to the loop lets the others take theirs, so a burst (nginx opening its
@@ -113,6 +121,8 @@ pub struct EventLoop {
     /// While accept() fails for lack of resources.
     shortage: Option<Shortage>,
     next_sweep: Instant,
+    /// With `request_timeout` set: its timer.
+    timer: Option<RequestTimer>,
     /// When the last turn started.
     last_turn: Instant,
     events: Events,
@@ -124,7 +134,7 @@ pub struct EventLoop {
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// Every connection finished.
+    /// Every connection finished, and every request taken was done with.
     Drained,
     /// The grace period ran out with requests still running.
     TimedOut,
@@ -178,6 +188,12 @@ impl EventLoop {
             accept_retry: None,
             shortage: None,
             next_sweep: Instant::now() + TICK,
+            timer: t.request_ms.map(|ms| {
+                RequestTimer::new(
+                    Duration::from_millis(ms),
+                    Duration::from_millis(t.request_grace_ms),
+                )
+            }),
             last_turn: Instant::now(),
             events: Events::with_capacity(1024),
             buf: vec![0u8; READ_CHUNK],
@@ -282,6 +298,12 @@ impl EventLoop {
         }
         if let Some(d) = self.deadline {
             timeout = timeout.min(d.saturating_duration_since(now));
+            if self.count == 0 {
+                // Only threads still in requests of closed connections (one past
+                // request_timeout, stuck) keep the worker: a thread that finishes one
+                // tells nobody, so look again soon.
+                timeout = timeout.min(DRAIN_POLL);
+            }
         }
         if !self.accept_more.is_empty() || !self.sh.ready.is_empty() {
             timeout = Duration::ZERO;
@@ -290,6 +312,9 @@ impl EventLoop {
             timeout = timeout.min((since + SHARE_WAIT).saturating_duration_since(now));
         }
         if let Some(at) = self.accept_retry {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
+        if let Some(at) = self.next_request_timer() {
             timeout = timeout.min(at.saturating_duration_since(now));
         }
         // Announce the blocking poll so a Python thread's note wakes it; a note that came in
@@ -359,9 +384,12 @@ impl EventLoop {
             self.sweep(now);
             self.next_sweep = now + TICK;
         }
+        if self.timer.is_some() {
+            self.time_requests(now);
+        }
         if self.deadline.is_some() {
             self.close_idle();
-            if self.count == 0 {
+            if self.count == 0 && self.sh.in_flight.load(Ordering::Relaxed) == 0 {
                 return Some(Exit::Drained);
             }
             if self.deadline.is_some_and(|d| now >= d) {
@@ -622,6 +650,9 @@ impl EventLoop {
         }
         if !c.reqs.is_empty() {
             c.abort_all(Abort::Disconnected);
+            if let Some(timer) = &mut self.timer {
+                timer.adopt(c.reqs.iter().map(|r| &r.ex));
+            }
         }
         self.gens[slot] = self.gens[slot].wrapping_add(1);
         self.free.push(slot);

@@ -10,11 +10,15 @@
 //! A Python thread that has to wait leads the reactor itself when nobody does (the
 //! notifier's `wait_io`), so a worker with a single thread still makes progress on the body
 //! it is reading or the response it is writing.
+//!
+//! A request past `request_timeout` is ended by the reactor itself ([`Exchange::time_out`]):
+//! the Python thread may be stuck and never come back to end it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
+use std::time::Instant;
 
 use super::framing::Framing;
 use super::notify::Notifier;
@@ -64,6 +68,8 @@ pub enum Abort {
     BodyTooLarge,
     /// The worker is stopping and the grace period ran out.
     Shutdown,
+    /// The request ran past `request_timeout`: the reactor ended it.
+    RequestTimeout,
 }
 
 impl Abort {
@@ -75,6 +81,7 @@ impl Abort {
             Abort::SendTimeout => "the front end took no output within send_timeout",
             Abort::BodyTooLarge => "request body larger than max_body",
             Abort::Shutdown => "worker shutting down",
+            Abort::RequestTimeout => "the request ran past request_timeout",
         }
     }
 }
@@ -112,6 +119,8 @@ struct State {
     abort: Option<Abort>,
     /// Nothing more can be read (timeout, body limit); the response may still be written.
     input_error: Option<Abort>,
+    /// The reactor has taken output of this request: its headers may be on the wire.
+    delivered: bool,
 }
 
 pub struct Exchange {
@@ -127,6 +136,25 @@ pub struct Exchange {
     /// The request's params, as decoded (the environ borrows from them).
     params: Params,
     framing: Framing,
+    /// When the read that completed the params happened: what `request_timeout` counts
+    /// from.
+    pub started: Instant,
+    /// The Python thread running the request (`PyThread_get_thread_ident`), 0 when none
+    /// does (not started, or done). Set only while `request_timeout` is, and only with the
+    /// interpreter attached, so that the one that interrupts the thread, also attached,
+    /// sees it still in this request.
+    runner: AtomicU64,
+    /// `wsgid.RequestTimeout` was raised in the runner, or is pending there (changed only
+    /// with the interpreter attached, like `runner`).
+    interrupted: AtomicBool,
+}
+
+/// A request as the reactor decoded it.
+pub struct Received {
+    pub params: Params,
+    pub framing: Framing,
+    /// When the read that completed the params happened.
+    pub at: Instant,
 }
 
 /// Outcome of a wait for body bytes.
@@ -142,10 +170,14 @@ impl Exchange {
         notifier: Arc<Notifier>,
         input_limit: usize,
         output_limit: usize,
-        params: Params,
-        framing: Framing,
+        request: Received,
         output: Vec<u8>,
     ) -> Arc<Exchange> {
+        let Received {
+            params,
+            framing,
+            at: started,
+        } = request;
         // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
         // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
         let content_length = params
@@ -163,6 +195,9 @@ impl Exchange {
             content_length,
             params,
             framing,
+            started,
+            runner: AtomicU64::new(0),
+            interrupted: AtomicBool::new(false),
         })
     }
 
@@ -299,6 +334,9 @@ impl Exchange {
         g.queued = false;
         spare.clear();
         std::mem::swap(&mut g.output, spare);
+        if !spare.is_empty() {
+            g.delivered = true;
+        }
         let ended = g.ending.map(|e| (e, std::mem::take(&mut g.output)));
         self.wake(g);
         ended
@@ -376,9 +414,13 @@ impl Exchange {
     }
 
     /// Appends the last output (even after an abort: FastCGI still owes END_REQUEST after
-    /// FCGI_ABORT_REQUEST, §5.4) and ends the request.
+    /// FCGI_ABORT_REQUEST, §5.4) and ends the request, unless it has ended already (the
+    /// reactor ends a request past `request_timeout` itself).
     pub fn finish_with(&self, ending: Ending, f: impl FnOnce(&mut Vec<u8>)) {
         let mut g = self.lock();
+        if g.ending.is_some() {
+            return;
+        }
         f(&mut g.output);
         g.ending = Some(ending);
         self.schedule(&mut g);
@@ -398,6 +440,70 @@ impl Exchange {
         self.finish_with(Ending::Complete, |out| {
             framing.simple_response(status, text, out)
         });
+    }
+
+    // ---- request_timeout --------------------------------------------------------------
+
+    /// Ends a request past `request_timeout`, from the reactor, whatever its Python thread
+    /// is doing: what it wrote and did not hand over yet is dropped, its waits for body
+    /// bytes or for room end, and whatever it does with the request from now on fails with
+    /// [`Abort::RequestTimeout`]. The response is a 504 if none of it was handed over yet;
+    /// otherwise it is left broken (the front end must not take it for complete). The
+    /// reactor takes the output (`take_output`) right after. None when the request had
+    /// ended already (its output is on its way); else the ending and whether it is a 504.
+    pub fn time_out(&self) -> Option<(Ending, bool)> {
+        let mut g = self.lock();
+        if g.ending.is_some() {
+            return None;
+        }
+        let stopped = g.abort.is_some();
+        g.abort.get_or_insert(Abort::RequestTimeout);
+        g.input.clear();
+        g.input_buffered = 0;
+        g.output.clear();
+        let (ending, answered) = if stopped {
+            // Aborted by the front end, or its connection gone: nobody waits for a response,
+            // but FastCGI still owes END_REQUEST (bytes to nowhere when the connection is
+            // gone).
+            self.framing.end(0, &mut g.output);
+            (Ending::Complete, false)
+        } else if g.delivered {
+            (Ending::Broken, false)
+        } else {
+            self.framing.simple_response(
+                "504 Gateway Timeout",
+                "Gateway Timeout: the request took too long\n",
+                &mut g.output,
+            );
+            (Ending::Complete, true)
+        };
+        g.ending = Some(ending);
+        // The reactor takes the output itself: no note.
+        g.queued = true;
+        self.wake(g);
+        Some((ending, answered))
+    }
+
+    /// The Python thread running this request (see `runner`), 0 if none.
+    pub fn runner(&self) -> u64 {
+        self.runner.load(Ordering::Relaxed)
+    }
+
+    /// Records the thread that runs the request (its id), or that it is done with it (0).
+    /// Call with the interpreter attached.
+    pub fn set_runner(&self, thread: u64) {
+        self.runner.store(thread, Ordering::Relaxed);
+    }
+
+    /// Marks the runner as interrupted; true if it was already (the exception is pending
+    /// there, or was raised). Call with the interpreter attached.
+    pub fn mark_interrupted(&self) -> bool {
+        self.interrupted.swap(true, Ordering::Relaxed)
+    }
+
+    /// The runner was interrupted (see `mark_interrupted`).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
     }
 
     fn schedule(self: &Exchange, g: &mut MutexGuard<'_, State>) {

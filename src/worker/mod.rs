@@ -53,6 +53,11 @@ pub struct Shared {
     pub taken: u64,
     /// Ask for a replacement once `taken` reaches this (`WorkerSpec::max_requests`).
     pub max_requests: Option<u64>,
+    /// `request_timeout`.
+    pub request_timeout: Option<std::time::Duration>,
+    /// When the reactor next looks for requests past `request_timeout` (None: no request
+    /// is timed).
+    pub request_check: Option<std::time::Instant>,
 }
 
 impl Shared {
@@ -180,6 +185,8 @@ fn serve(
         report: report.clone(),
         taken: 0,
         max_requests: spec.max_requests,
+        request_timeout: s.timeouts.request_ms.map(std::time::Duration::from_millis),
+        request_check: None,
     };
     // Advisory: without it connections go to whichever worker accepts first.
     let board = spec.board.and_then(|place| {

@@ -455,8 +455,26 @@ fn timeouts_at_and_past_their_bounds() {
             read_ms: 1,
             send_ms: 2_500,
             graceful_ms: 0,
-            interrupt_ms: 0
+            interrupt_ms: 0,
+            request_ms: None,
+            request_grace_ms: 10_000,
         }
+    );
+    let s = run(&[
+        "a:b",
+        "--request-timeout",
+        "1ms",
+        "--request-timeout-grace",
+        "0",
+    ])
+    .unwrap();
+    assert_eq!(
+        (s.timeouts.request_ms, s.timeouts.request_grace_ms),
+        (Some(1), 0)
+    );
+    assert_eq!(
+        err(run(&["a:b", "--request-timeout", "0"])),
+        "--request-timeout: must be at least 1 ms (got 0 ms)"
     );
     assert_eq!(
         err(run(&["a:b", "--idle-timeout", "0"])),
