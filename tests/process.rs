@@ -36,6 +36,16 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
 
 #[test]
 fn sigint_stops_within_the_interrupt_timeout() {
+    stops_fast_on(Signal::SIGINT);
+}
+
+/// SIGQUIT stops as fast as SIGINT (uWSGI's and gunicorn's quick stop).
+#[test]
+fn sigquit_stops_within_the_interrupt_timeout() {
+    stops_fast_on(Signal::SIGQUIT);
+}
+
+fn stops_fast_on(sig: Signal) {
     let mut d = Daemon::builder(APP)
         .fastcgi()
         .args(&["--interrupt-timeout", "0.5", "--graceful-timeout", "60"])
@@ -48,11 +58,11 @@ fn sigint_stops_within_the_interrupt_timeout() {
     });
     d.wait_log("sleep started", 20);
     let t = Instant::now();
-    let st = d.stop_with(Signal::SIGINT, 15);
+    let st = d.stop_with(sig, 15);
     assert!(st.success(), "exit status {st}");
     assert!(
         t.elapsed() < Duration::from_secs(10),
-        "SIGINT took {:?} with a 30 s request in flight",
+        "{sig:?} took {:?} with a 30 s request in flight",
         t.elapsed()
     );
 }

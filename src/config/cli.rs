@@ -21,8 +21,9 @@ With no --fastcgi or --scgi, wsgid serves FastCGI on a listening socket passed a
 Sizes take K, M, G, T, P, E suffixes (powers of 1024); durations are seconds
 (0.5, 250ms, 2m, 1h, 1d).
 
-Signals: SIGTERM finishes in-flight requests then exits; SIGINT does the same with a
-shorter timeout. Exit status: 0 clean, 1 failure, 2 usage or configuration error.
+Signals: SIGTERM finishes in-flight requests then exits; SIGINT and SIGQUIT do the same
+with a shorter timeout; SIGHUP reloads the configuration and replaces every worker.
+Exit status: 0 clean, 1 failure, 2 usage or configuration error.
 See wsgid(8) and wsgid.toml(5).";
 
 /// wsgid command line.

@@ -1,4 +1,4 @@
-//! The master's signals: SIGTERM, SIGINT and SIGHUP set flags, and these and SIGCHLD write a
+//! The master's signals: SIGTERM, SIGINT, SIGQUIT and SIGHUP set flags, and these and SIGCHLD write a
 //! byte to a self-pipe so the supervision loop, blocked in poll(2), wakes up. Handlers do
 //! nothing else (signal-hook keeps them async-signal-safe).
 
@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 
 /// A signal the supervision loop acts on. SIGCHLD is not reported: the loop reaps children
 /// on every wake-up.
@@ -16,13 +16,14 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 pub enum Signal {
     Term,
     Int,
+    Quit,
     Hup,
 }
 
 /// Installed signal handlers and the read end of their self-pipe.
 pub struct Signals {
     wake: UnixStream,
-    flags: [(Signal, Arc<AtomicBool>); 3],
+    flags: [(Signal, Arc<AtomicBool>); 4],
 }
 
 impl Signals {
@@ -34,13 +35,14 @@ impl Signals {
         let flags = [
             (Signal::Term, SIGTERM),
             (Signal::Int, SIGINT),
+            (Signal::Quit, SIGQUIT),
             (Signal::Hup, SIGHUP),
         ]
         .map(|(s, n)| (s, n, Arc::new(AtomicBool::new(false))));
         for (_, n, flag) in &flags {
             signal_hook::flag::register(*n, flag.clone())?;
         }
-        for n in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
+        for n in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD] {
             signal_hook::low_level::pipe::register(n, notify.try_clone()?)?;
         }
         Ok(Signals {
@@ -55,7 +57,7 @@ impl Signals {
     }
 
     /// The signals that arrived since the last call, in a fixed order (SIGTERM, SIGINT,
-    /// SIGHUP), and empties the self-pipe.
+    /// SIGQUIT, SIGHUP), and empties the self-pipe.
     pub fn take(&self) -> Vec<Signal> {
         let mut buf = [0u8; 64];
         while matches!((&self.wake).read(&mut buf), Ok(n) if n > 0) {}

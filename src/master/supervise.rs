@@ -166,10 +166,15 @@ impl Supervisor {
                 );
                 self.begin_stop(Sig::SIGTERM, t, EXIT_OK);
             }
-            Signal::Int => {
+            Signal::Int | Signal::Quit => {
                 let t = self.interrupt_timeout();
                 tracing::info!(
-                    "SIGINT: stopping {} (interrupt timeout {:.3} s)",
+                    "{}: stopping {} (interrupt timeout {:.3} s)",
+                    if signal == Signal::Int {
+                        "SIGINT"
+                    } else {
+                        "SIGQUIT"
+                    },
                     plural(self.live(), "worker"),
                     t.as_secs_f64()
                 );
