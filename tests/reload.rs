@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::fcgi::{self, Request};
+use common::load::Load;
 use common::{free_port, scratch, Daemon};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -23,28 +22,6 @@ fn get(addr: &str, uri: &str) -> (u16, String) {
 
 fn hup(d: &Daemon) {
     kill(Pid::from_raw(d.pid() as i32), Signal::SIGHUP).unwrap();
-}
-
-/// The live children of process `parent` (its workers), from /proc.
-fn children(parent: u32) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
-            continue;
-        };
-        // Field 4, after the parenthesised command name: the parent's pid.
-        let after = stat.rsplit(')').next().unwrap_or_default();
-        let mut fields = after.split_whitespace();
-        let state = fields.next();
-        if fields.next() == Some(parent.to_string().as_str()) && state != Some("Z") {
-            found.insert(name);
-        }
-    }
-    found
 }
 
 /// The pids answering on `addr` over `n` requests.
@@ -65,50 +42,6 @@ fn wait_count(d: &Daemon, needle: &str, count: usize, secs: u64) -> String {
             "{needle:?} not {count} times in:\n{log}"
         );
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Requests in a loop from `threads` clients until stopped: (answered, failed).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    handles: Vec<thread::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    fn start(addr: &str, threads: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let handles = (0..threads)
-            .map(|_| {
-                let (addr, stop, ok) = (addr.to_string(), stop.clone(), ok.clone());
-                thread::spawn(move || {
-                    let mut failures = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        match std::panic::catch_unwind(|| get(&addr, "/pid")) {
-                            Ok((200, _)) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok((status, body)) => failures.push(format!("{status} {body}")),
-                            Err(_) => failures.push("no answer".into()),
-                        }
-                    }
-                    failures
-                })
-            })
-            .collect();
-        Load { stop, ok, handles }
-    }
-
-    /// Stops the clients: (answered, failures).
-    fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let failures = self
-            .handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
-        (self.ok.load(Ordering::Relaxed), failures)
     }
 }
 
@@ -135,12 +68,12 @@ fn sighup_replaces_every_worker_without_failing_a_request() {
         .args(&["--processes", "2", "--threads", "2"])
         .start();
     let addr = d.fcgi.clone().unwrap();
-    let mut before = children(d.pid());
+    let mut before = common::children(d.pid());
     assert_eq!(before.len(), 2, "{before:?}");
     let a = addr.clone();
     let slow = thread::spawn(move || get(&a, "/sleep?2"));
     d.wait_log("sleep started", 20);
-    let load = Load::start(&addr, 3);
+    let load = Load::start(&addr, "/pid", 3);
     for round in 1..=3 {
         hup(&d);
         wait_count(&d, "new workers ready", round, 30);
@@ -148,7 +81,7 @@ fn sighup_replaces_every_worker_without_failing_a_request() {
         // the ones answering.
         let end = Instant::now() + Duration::from_secs(15);
         let after = loop {
-            let now = children(d.pid());
+            let now = common::children(d.pid());
             if (now.len() == 2 && now.is_disjoint(&before)) || Instant::now() > end {
                 break now;
             }

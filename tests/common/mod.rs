@@ -5,6 +5,7 @@
 
 pub mod fcgi;
 pub mod frontend;
+pub mod load;
 pub mod scgi;
 
 use std::io::Read;
@@ -362,4 +363,26 @@ pub fn read_to_end(mut s: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = s.read_to_end(&mut v);
     v
+}
+
+/// The live children of process `parent` (its workers), from /proc.
+pub fn children(parent: u32) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
+        // Field 4, after the parenthesised command name: the parent's pid.
+        let after = stat.rsplit(')').next().unwrap_or_default();
+        let mut fields = after.split_whitespace();
+        let state = fields.next();
+        if fields.next() == Some(parent.to_string().as_str()) && state != Some("Z") {
+            found.insert(name);
+        }
+    }
+    found
 }
