@@ -374,7 +374,7 @@ RELOAD_EVERY=$(( DURATION >= 5 ? DURATION / 5 : 1 ))
 say "reloads under load: SIGHUP every ${RELOAD_EVERY} s"
 RCONF=$WORK/reload.toml
 printf 'app = "%s"\nfastcgi = "127.0.0.1:%s"\nprocesses = 2\nthreads = 1\n' "$APP" "$FCGI_PORT" >"$RCONF"
-"$WSGID" --config "$RCONF" >"$WORK/wsgid-reload.log" 2>&1 &
+"$WSGID" --config "$RCONF" "${ROOT_ARGS[@]}" >"$WORK/wsgid-reload.log" 2>&1 &
 WSGID_PID=$!
 wait_port "$FCGI_PORT" || die "wsgid did not start: $(tail -5 "$WORK/wsgid-reload.log")"
 for _ in $(seq 50); do grep -q 'wsgid ready' "$WORK/wsgid-reload.log" && break; sleep 0.1; done
@@ -418,7 +418,7 @@ for i in 1 2 3 4 5 6 7 8; do
     printf '[[app]]\nname = "app%s"\napp = "%s"\nfastcgi = "127.0.0.1:%s"\nthreads = 1\n' \
         "$i" "$APP" "$(free_port)" >>"$MCONF"
 done
-"$WSGID" --config "$MCONF" >"$WORK/wsgid-apps.log" 2>&1 &
+"$WSGID" --config "$MCONF" "${ROOT_ARGS[@]}" >"$WORK/wsgid-apps.log" 2>&1 &
 WSGID_PID=$!
 for _ in $(seq 100); do grep -q 'wsgid ready' "$WORK/wsgid-apps.log" && break; sleep 0.1; done
 grep -q 'wsgid ready: 8 workers' "$WORK/wsgid-apps.log" || { echo "run.sh: 8 apps did not start: $(tail -3 "$WORK/wsgid-apps.log")" >&2; FAILED=1; }
