@@ -218,3 +218,28 @@ fn a_replacement_that_cannot_start_leaves_the_old_worker_serving() {
         d.log()
     );
 }
+
+/// A worker that reaches max_requests while a sibling is still loading (wsgid starting) is
+/// replaced all the same: it asks once, and the master remembers.
+#[test]
+fn max_requests_reached_while_a_sibling_loads_is_acted_on() {
+    let dir = common::scratch("recycle-early");
+    let marker = dir.join("first");
+    let d = Daemon::builder(APP)
+        .fastcgi()
+        .args(&["--processes", "2", "--max-requests", "3"])
+        .env("WSGID_TEST_SLOW_SECOND", marker.to_str().unwrap())
+        .start();
+    let addr = d.fcgi.clone().unwrap();
+    // One worker serves; the other sleeps in its import for 3 s.
+    for _ in 0..5 {
+        pid(&addr);
+    }
+    assert!(
+        !d.log().contains("wsgid ready"),
+        "both workers were ready already:\n{}",
+        d.log()
+    );
+    d.wait_log("max_requests reached; starting its replacement", 15);
+    d.wait_log("wsgid ready", 15);
+}

@@ -312,10 +312,9 @@ impl Pool {
                     tracing::info!("{} ready", who(&self.label, i, w.pid));
                 }
             }
-            if let Some(reason) = news.replace {
-                if phase == Phase::Running && slot.successor.is_none() && slot.retry.is_none() {
-                    self.replace(i, reason);
-                }
+            // Acted on by `advance`: the worker asks once, whatever the pool is doing now.
+            if news.replace.is_some() {
+                w.wants_replacement = news.replace;
             }
         }
         let slot = &mut self.slots[i];
@@ -568,6 +567,14 @@ impl Pool {
                         slot.respawn_at = Some(Instant::now() + delay);
                     }
                 }
+            }
+            let slot = &mut self.slots[i];
+            let asked = slot.current.as_ref().and_then(|w| w.wants_replacement);
+            if let (Some(reason), None, None) = (asked, &slot.successor, slot.retry) {
+                if let Some(w) = &mut slot.current {
+                    w.wants_replacement = None;
+                }
+                self.replace(i, reason);
             }
             let slot = &mut self.slots[i];
             if let Some((reason, at)) = slot.retry {

@@ -23,6 +23,8 @@ pub struct Worker {
     /// It was told to stop (it was replaced, or wsgid is stopping); for a replaced worker,
     /// when it is killed if it has not exited.
     pub retiring: Option<Instant>,
+    /// It asked to be replaced and has no successor yet.
+    pub wants_replacement: Option<Reason>,
 }
 
 /// What a read of the report pipe brought.
@@ -44,6 +46,7 @@ impl Worker {
             loaded: false,
             ready: false,
             retiring: None,
+            wants_replacement: None,
         }
     }
 
