@@ -289,6 +289,20 @@ check_run() {
 }
 
 WRK_CMD=("$WRK" -t2 -c32 "-d${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/")
+
+# Starts nginx and warms it (and wsgid behind it) up.
+start_nginx_warm() {
+    start_nginx
+    "$WRK" -t2 -c32 "-d${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1 || true
+}
+
+# One measured wrk run (WRK_CMD), checked as "$1": sets W_RPS W_P50 W_P99 W_MAX W_ERR W_REQ
+# (and RUN_TICKS, through measure).
+measure_wrk() {
+    measure "${WRK_CMD[@]}"
+    read -r W_RPS W_P50 W_P99 W_MAX W_ERR W_REQ < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
+    check_run "$1" "$W_ERR" "$W_REQ"
+}
 # As root, the hello-world application may run as root (wsgid refuses that by default).
 ROOT_ARGS=()
 if [ "$(id -u)" = 0 ]; then ROOT_ARGS=(--allow-root); fi
@@ -318,13 +332,10 @@ for name in $LAYOUTS; do
     [ "$ok" = 1 ] || die "wsgid does not answer: $(tail -3 "$WORK/warmup.log"; tail -5 "$WORK/wsgid-$name.log")"
 
     # (a) wrk -> nginx -> wsgid
-    start_nginx
-    "$WRK" -t2 -c32 "-d${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1 || true
+    start_nginx_warm
     say "wrk -> nginx -> wsgid ($name)"
-    measure "${WRK_CMD[@]}"
-    read -r rps p50 p99 mx errors requests < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
-    check_run "wrk $name" "$errors" "$requests"
-    ROWS+=("$name|wrk → nginx → wsgid|$rps|$p50|$p99|$mx|$errors|$(cpu_per_req "$requests")|$requests")
+    measure_wrk "wrk $name"
+    ROWS+=("$name|wrk → nginx → wsgid|$W_RPS|$W_P50|$W_P99|$W_MAX|$W_ERR|$(cpu_per_req "$W_REQ")|$W_REQ")
     stop_nginx
 
     # (b) fcgi_load -> wsgid
@@ -378,12 +389,10 @@ printf 'app = "%s"\nfastcgi = "127.0.0.1:%s"\nprocesses = 2\nthreads = 1\n' "$AP
 WSGID_PID=$!
 wait_port "$FCGI_PORT" || die "wsgid did not start: $(tail -5 "$WORK/wsgid-reload.log")"
 for _ in $(seq 50); do grep -q 'wsgid ready' "$WORK/wsgid-reload.log" && break; sleep 0.1; done
-start_nginx
-"$WRK" -t2 -c32 "-d${WARMUP}s" "http://127.0.0.1:$NGINX_PORT/" >/dev/null 2>&1 || true
+start_nginx_warm
 say "wrk -> nginx -> wsgid, no reload"
-measure "${WRK_CMD[@]}"
-read -r R0_RPS _ R0_P99 R0_MAX R0_ERR R0_REQ < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
-check_run "wrk before reloads" "$R0_ERR" "$R0_REQ"
+measure_wrk "wrk before reloads"
+R0=("$W_RPS" "$W_P99" "$W_MAX" "$W_ERR" "$W_REQ")
 say "wrk -> nginx -> wsgid, SIGHUP every ${RELOAD_EVERY} s"
 HUP_COUNT=$(( (DURATION - 1) / RELOAD_EVERY > 1 ? (DURATION - 1) / RELOAD_EVERY : 1 ))
 (
@@ -394,10 +403,9 @@ HUP_COUNT=$(( (DURATION - 1) / RELOAD_EVERY > 1 ? (DURATION - 1) / RELOAD_EVERY 
     done
 ) &
 HUPPER=$!
-measure "${WRK_CMD[@]}"
+measure_wrk "wrk during reloads"
 wait "$HUPPER" 2>/dev/null || true
-read -r R1_RPS _ R1_P99 R1_MAX R1_ERR R1_REQ < <(printf '%s\n' "$RUN_OUT" | parse_wrk)
-check_run "wrk during reloads" "$R1_ERR" "$R1_REQ"
+R1=("$W_RPS" "$W_P99" "$W_MAX" "$W_ERR" "$W_REQ")
 stop_nginx
 sleep 1
 HUPS=$(grep -c 'SIGHUP: reloading' "$WORK/wsgid-reload.log" || true)
@@ -510,8 +518,8 @@ COMPARISON=$(sed -n '/^## Comparison with peer servers$/,$p' "$OUT" 2>/dev/null 
     echo
     echo "| run | req/s | p99 µs | max µs | errors | requests |"
     echo "|---|---:|---:|---:|---:|---:|"
-    echo "| no reload | $(int "$R0_RPS") | $(int "$R0_P99") | $(int "$R0_MAX") | $R0_ERR | $R0_REQ |"
-    echo "| SIGHUP every $RELOAD_EVERY s | $(int "$R1_RPS") | $(int "$R1_P99") | $(int "$R1_MAX") | $R1_ERR | $R1_REQ |"
+    echo "| no reload | $(int "${R0[0]}") | $(int "${R0[1]}") | $(int "${R0[2]}") | ${R0[3]} | ${R0[4]} |"
+    echo "| SIGHUP every $RELOAD_EVERY s | $(int "${R1[0]}") | $(int "${R1[1]}") | $(int "${R1[2]}") | ${R1[3]} | ${R1[4]} |"
     echo
     echo "From SIGHUP to every worker replaced (the new workers all ready, the old ones told to"
     echo "finish), over $SWAP_N reloads: **$SWAP_MED ms** median (min $SWAP_MIN, max $SWAP_MAX)."
