@@ -7,6 +7,8 @@
 //! URL the framework generates must carry the `/app` prefix (SCRIPT_NAME). Then 5 MiB
 //! uploads (hash compared) buffered and streamed, the empty SERVER_NAME nginx sends without
 //! `server_name`, and Unix sockets whose mode lets nginx's unprivileged workers connect.
+//! Last, the request matrix every front end passes (tests/common/matrix.rs) through each
+//! way nginx passes requests on, at `/` and at `/app`.
 //!
 //! Needs nginx (Debian: nginx-light) and the virtualenv of fixtures/requirements.txt
 //! ($WSGID_TEST_VENV or ./.venv; scripts/test creates it).
@@ -1024,4 +1026,58 @@ fn conf_d_nginx_example_serves_its_three_locations() {
         "{:?}",
         r.headers
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The request matrix every front end passes (tests/common/matrix.rs)
+
+/// One wsgid (FastCGI and SCGI) serving fixtures/frontend_app.py at `mount`, and one nginx
+/// with a server per way of passing requests on: fastcgi_pass, with keep-conn and an
+/// upstream keepalive pool, with request buffering off, and scgi_pass. The location at
+/// /app is `location /app`, so nginx forwards the bare mount and `/appx`, and wsgid's mount
+/// rule is what keeps `/appx` from the application.
+fn nginx_matrix(mount: &str) {
+    let mut b = Daemon::builder("frontend_app").fastcgi().scgi();
+    if mount != "/" {
+        b = b.args(&["--mount", mount]);
+    }
+    let daemon = b.start();
+    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
+    let scgi = daemon.scgi.clone().expect("SCGI address");
+    let sites = [
+        ("nginx fastcgi_pass", Site::new(Pass::FastCgi, &fcgi, mount)),
+        (
+            "nginx fastcgi_pass, fastcgi_keep_conn on + keepalive",
+            Site::new(Pass::FastCgiKeepConn, &fcgi, mount),
+        ),
+        (
+            "nginx fastcgi_pass, fastcgi_request_buffering off",
+            Site::new(Pass::FastCgi, &fcgi, mount).request_buffering(false),
+        ),
+        ("nginx scgi_pass", Site::new(Pass::Scgi, &scgi, mount)),
+    ];
+    let (_nginx, ports) = Nginx::start_many(
+        &sites
+            .iter()
+            .map(|(_, s)| s.clone().bare_mount())
+            .collect::<Vec<_>>(),
+    );
+    for ((name, _), port) in sites.iter().zip(&ports) {
+        let fe = common::matrix::FrontEnd::new(name, *port, mount);
+        let outcome = std::panic::catch_unwind(|| common::matrix::run(&fe));
+        if let Err(e) = outcome {
+            eprintln!("---- wsgid log ----\n{}", daemon.log());
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+#[test]
+fn matrix_nginx_root() {
+    nginx_matrix("/");
+}
+
+#[test]
+fn matrix_nginx_app() {
+    nginx_matrix("/app");
 }

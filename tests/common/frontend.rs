@@ -40,6 +40,10 @@ pub struct Site {
     pub server_name: Option<String>,
     /// `fastcgi_request_buffering` / `scgi_request_buffering` (nginx's default: on).
     pub request_buffering: bool,
+    /// At /app: `location /app` (nginx forwards `/app` itself, and `/appx`, which wsgid's
+    /// mount rule must refuse) instead of `location /app/` (nginx redirects `/app` to
+    /// `/app/` and never forwards `/appx`).
+    pub bare_mount: bool,
 }
 
 impl Site {
@@ -50,7 +54,13 @@ impl Site {
             mount: mount.to_string(),
             server_name: None,
             request_buffering: true,
+            bare_mount: false,
         }
+    }
+
+    pub fn bare_mount(mut self) -> Site {
+        self.bare_mount = true;
+        self
     }
 
     pub fn request_buffering(mut self, on: bool) -> Site {
@@ -101,9 +111,11 @@ const NGINX_ETC: &str = "/etc/nginx";
 /// The `location` block(s) for `site`. An app mounted at /app gets `location /app/`: nginx
 /// then answers `/app` itself with a redirect to `/app/` and never forwards `/appx`.
 /// Stock params only: wsgid rebuilds SCRIPT_NAME/PATH_INFO from DOCUMENT_URI and --mount.
-fn location(site: &Site) -> String {
+fn location(site: &Site, upstream: &str) -> String {
     let loc = if site.mount == "/" {
         "/".to_string()
+    } else if site.bare_mount {
+        site.mount.trim_end_matches('/').to_string()
     } else {
         format!("{}/", site.mount.trim_end_matches('/'))
     };
@@ -117,7 +129,7 @@ fn location(site: &Site) -> String {
             }
             if site.pass == Pass::FastCgiKeepConn {
                 s.push_str("            fastcgi_keep_conn on;\n");
-                s.push_str("            fastcgi_pass wsgid_keepalive;\n");
+                let _ = writeln!(s, "            fastcgi_pass {upstream};");
             } else {
                 let _ = writeln!(s, "            fastcgi_pass {};", site.backend);
             }
@@ -136,25 +148,36 @@ fn location(site: &Site) -> String {
 
 /// nginx.conf for one site on `port`, with every path inside `dir`.
 pub fn render(site: &Site, port: u16, dir: &Path) -> String {
-    let upstreams = if site.pass == Pass::FastCgiKeepConn {
-        format!(
-            "    upstream wsgid_keepalive {{\n        server {};\n        keepalive 4;\n    }}\n",
-            site.backend
-        )
-    } else {
-        String::new()
-    };
-    let server_name = match &site.server_name {
-        Some(n) => format!("        server_name {n};\n"),
-        None => String::new(),
-    };
-    let server = SERVER
-        .replace("@SERVER_NAME@", &server_name)
-        .replace("@LOCATIONS@", &location(site))
-        .replace("@PORT@", &port.to_string());
+    render_many(&[(site.clone(), port)], dir)
+}
+
+/// nginx.conf with one `server` per site, each on its own port, every path inside `dir`.
+pub fn render_many(sites: &[(Site, u16)], dir: &Path) -> String {
+    let mut upstreams = String::new();
+    let mut servers = String::new();
+    for (i, (site, port)) in sites.iter().enumerate() {
+        let upstream = format!("wsgid_keepalive{i}");
+        if site.pass == Pass::FastCgiKeepConn {
+            let _ = write!(
+                upstreams,
+                "    upstream {upstream} {{\n        server {};\n        keepalive 4;\n    }}\n",
+                site.backend
+            );
+        }
+        let server_name = match &site.server_name {
+            Some(n) => format!("        server_name {n};\n"),
+            None => String::new(),
+        };
+        servers.push_str(
+            &SERVER
+                .replace("@SERVER_NAME@", &server_name)
+                .replace("@LOCATIONS@", &location(site, &upstream))
+                .replace("@PORT@", &port.to_string()),
+        );
+    }
     NGINX_CONF
         .replace("@UPSTREAMS@", &upstreams)
-        .replace("@SERVERS@", &server)
+        .replace("@SERVERS@", &servers)
         .replace("@DIR@", &dir.display().to_string())
 }
 
@@ -190,6 +213,18 @@ impl Nginx {
         let mut n = Nginx::start_conf(&conf, port, dir);
         n.owns_dir = true;
         n
+    }
+
+    /// Starts one nginx serving each site on a port of its own; returns it and the ports,
+    /// in the order of `sites`.
+    pub fn start_many(sites: &[Site]) -> (Nginx, Vec<u16>) {
+        let placed: Vec<(Site, u16)> = sites.iter().map(|s| (s.clone(), free_port())).collect();
+        let dir = scratch("nginx").keep(); // removed on drop, when the test passed
+        let conf = render_many(&placed, &dir);
+        let ports: Vec<u16> = placed.iter().map(|(_, p)| *p).collect();
+        let mut n = Nginx::start_conf(&conf, ports[0], dir);
+        n.owns_dir = true;
+        (n, ports)
     }
 
     /// Starts nginx with a complete config (already rendered for `port` and `dir`) and

@@ -6,6 +6,7 @@
 pub mod fcgi;
 pub mod frontend;
 pub mod load;
+pub mod matrix;
 pub mod scgi;
 
 use std::io::Read;
