@@ -930,7 +930,8 @@ fn unix_socket_mode_0600_refuses_nginx_workers() {
 // The example nginx config shipped in conf.d/
 
 /// conf.d/nginx-wsgid.conf, with its addresses pointed at three wsgid instances (the app
-/// at /, at /app and over SCGI at /legacy), serves all three.
+/// at /, at /app and over SCGI at /legacy), serves all three, and shows its own error page
+/// for the application's 500 where it intercepts errors.
 #[test]
 fn conf_d_nginx_example_serves_its_three_locations() {
     let venv = test_venv();
@@ -973,12 +974,17 @@ fn conf_d_nginx_example_serves_its_three_locations() {
         .replace(
             "unix:/run/wsgid/legacy.sock",
             &format!("unix:{}", legacy_sock.display()),
-        );
+        )
+        .replace("/srv/mysite/errors/", &format!("{}/errors/", dir.display()));
+    std::fs::create_dir_all(dir.join("errors")).expect("create errors dir");
+    std::fs::write(dir.join("errors/50x.html"), "nginx's own error page\n").expect("write 50x");
     for (from, to) in [
         ("listen 80;", "listen"),
         ("127.0.0.1:9000", "upstream"),
         ("127.0.0.1:9001", "/app"),
         ("unix:/run/wsgid/legacy.sock", "/legacy"),
+        ("fastcgi_intercept_errors on;", "error page"),
+        ("/srv/mysite/errors/", "error page"),
     ] {
         assert!(
             example.contains(from),
@@ -1018,6 +1024,17 @@ fn conf_d_nginx_example_serves_its_three_locations() {
         assert_eq!(env["PATH_INFO"], "/environ", "{env}");
         assert_eq!(env["SERVER_NAME"], "example.org", "{env}");
     }
+    // fastcgi_intercept_errors at /: the application's 500 becomes nginx's page, its 404
+    // passes as it is; at /app (no interception) the application's 500 passes too.
+    let r = c.get("/fail");
+    r.expect_status(500);
+    assert_eq!(r.text(), "nginx's own error page\n");
+    let r = c.get("/no-such-page");
+    r.expect_status(404);
+    assert!(r.text().contains("Not Found"), "{}", r.text());
+    let r = c.get("/app/fail");
+    r.expect_status(500);
+    assert!(r.text().contains("Internal Server Error"), "{}", r.text());
     // /app without its slash: nginx redirects to /app/.
     let r = c.get("/app");
     r.expect_status(301);
@@ -1080,4 +1097,70 @@ fn matrix_nginx_root() {
 #[test]
 fn matrix_nginx_app() {
     nginx_matrix("/app");
+}
+
+/// nginx terminating TLS: the stock params send HTTPS=on, and the application sees
+/// wsgi.url_scheme "https" over FastCGI and SCGI alike; plain HTTP beside it stays "http".
+#[test]
+fn tls_front_end_gives_https_scheme() {
+    let daemon = Daemon::builder("frontend_app").fastcgi().scgi().start();
+    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
+    let scgi = daemon.scgi.clone().expect("SCGI address");
+    let dir = scratch("nginx-tls");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("run openssl (Debian: openssl, which ca-certificates brings)");
+    assert!(made.status.success(), "openssl: {made:?}");
+    let (tls_fcgi, tls_scgi, plain) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let d = dir.display();
+    let server = |port: u16, ssl: bool, pass: &str, backend: &str| {
+        let (listen, certs) = if ssl {
+            (
+                format!("{port} ssl"),
+                format!("ssl_certificate {d}/cert.pem;\n ssl_certificate_key {d}/key.pem;"),
+            )
+        } else {
+            (port.to_string(), String::new())
+        };
+        format!(
+            "server {{ listen 127.0.0.1:{listen}; {certs}\n location / {{ include /etc/nginx/{pass}_params; {pass}_pass {backend}; }} }}\n"
+        )
+    };
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n access_log {d}/access.log;\n client_body_temp_path {d}/client_body;\n \
+         fastcgi_temp_path {d}/fastcgi_temp;\n scgi_temp_path {d}/scgi_temp;\n \
+         proxy_temp_path {d}/proxy_temp;\n uwsgi_temp_path {d}/uwsgi_temp;\n{}{}{}}}\n",
+        server(tls_fcgi, true, "fastcgi", &fcgi),
+        server(tls_scgi, true, "scgi", &scgi),
+        server(plain, false, "fastcgi", &fcgi),
+    );
+    let _nginx = Nginx::start_conf(&conf, plain, dir.to_path_buf());
+    for (scheme, port) in [("https", tls_fcgi), ("https", tls_scgi), ("http", plain)] {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "20"])
+            .arg(format!("{scheme}://127.0.0.1:{port}/x"))
+            .output()
+            .expect("run curl");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{scheme} on {port}: not the application's JSON ({e}): {:?}; wsgid log:\n{}",
+                out,
+                daemon.log()
+            )
+        });
+        assert_eq!(report["url_scheme"], scheme, "{report}");
+    }
 }
