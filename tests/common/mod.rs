@@ -5,6 +5,7 @@
 
 pub mod fcgi;
 pub mod frontend;
+pub mod lighttpd;
 pub mod load;
 pub mod matrix;
 pub mod scgi;
