@@ -16,10 +16,16 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use common::frontend::{parse_response, pseudo_random, sha256_hex, Client};
 use common::lighttpd::{Handler, Lighttpd, Module};
-use common::matrix::FrontEnd;
+use common::matrix::{FrontEnd, POST_BYTES};
 use common::Daemon;
 
 /// Runs the matrix through each front end; on a failure prints `logs` (wsgid's) first.
@@ -163,4 +169,285 @@ fn conf_d_lighttpd_example() {
             .without_chunked_uploads(),
     ];
     run_matrix(&front_ends, &|| format!("{}\n{}", app.log(), legacy.log()));
+}
+
+/// A copy of wsgid, its library and fixtures/frontend_app.py in a fresh world-readable
+/// directory, with a virtualenv of its own: lighttpd runs what it spawns as www-data, who
+/// may not enter the checkout (under /root in CI) or the test virtualenv.
+struct Stage {
+    dir: common::Scratch,
+}
+
+impl Stage {
+    fn new() -> Stage {
+        let dir = common::scratch("lighttpd-stage");
+        let world = |p: &Path| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()))
+        };
+        world(&dir);
+        let built = Path::new(env!("CARGO_BIN_EXE_wsgid"));
+        let target = built.parent().expect("the build directory");
+        let library = [target.join("deps/libwsgid.so"), target.join("libwsgid.so")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .expect("libwsgid.so next to the test build of wsgid");
+        for (from, to) in [
+            (built.to_path_buf(), "wsgid"),
+            (library, "libwsgid.so"),
+            (
+                common::fixtures().join("frontend_app.py"),
+                "frontend_app.py",
+            ),
+        ] {
+            std::fs::copy(&from, dir.join(to))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+            world(&dir.join(to));
+        }
+        // The Python wsgid links against (scripts/test's default); no pip: the application
+        // needs only the standard library.
+        let python =
+            std::env::var("WSGID_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let out = std::process::Command::new(&python)
+            .args(["-m", "venv", "--without-pip"])
+            .arg(dir.join("venv"))
+            .output()
+            .unwrap_or_else(|e| panic!("{python} -m venv: {e}"));
+        assert!(
+            out.status.success(),
+            "{python} -m venv: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Stage { dir }
+    }
+}
+
+/// conf.d/lighttpd-spawn.conf for the stage: its paths replaced with the stage's, its
+/// socket in `run`, the application at `mount`.
+fn spawn_example(stage: &Stage, run: &Path, mount: &str, socket: &str) -> String {
+    let d = stage.dir.display();
+    let text = example("lighttpd-spawn.conf");
+    let text = substitute(&text, "/usr/local/bin/wsgid", &format!("{d}/wsgid"));
+    let text = substitute(&text, "/srv/mysite/venv", &format!("{d}/venv"));
+    let text = substitute(&text, "--chdir /srv/mysite", &format!("--chdir {d}"));
+    let text = substitute(&text, "mysite.wsgi:application", "frontend_app");
+    let text = substitute(
+        &text,
+        "/run/lighttpd/wsgid.sock",
+        &run.join(socket).display().to_string(),
+    );
+    let text = substitute(&text, "--mount /app", &format!("--mount {mount}"));
+    substitute(&text, "\"/app\" => ((", &format!("\"{mount}\" => (("))
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+    }
+}
+
+/// Waits (up to `secs`) until every process of `pids` is gone.
+fn wait_gone(pids: &BTreeSet<String>, secs: u64, what: &str, lighttpd: &Lighttpd) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !pids.iter().all(|p| gone(p)) {
+        assert!(
+            Instant::now() < end,
+            "{what}: still running after {secs} s: {:?}; log:\n{}",
+            pids.iter().filter(|p| !gone(p)).collect::<Vec<_>>(),
+            lighttpd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The wsgid masters lighttpd spawned and their workers.
+fn spawned(lighttpd: &Lighttpd) -> (BTreeSet<String>, BTreeSet<String>) {
+    let masters = common::children(lighttpd.pid());
+    let workers = masters
+        .iter()
+        .flat_map(|m| common::children(m.parse().unwrap_or(0)))
+        .collect();
+    (masters, workers)
+}
+
+/// conf.d/lighttpd-spawn.conf as shipped: lighttpd starts wsgid itself (`bin-path`, the
+/// socket on fd 0, lighttpd's near-empty environment, the directory of the binary, as
+/// www-data when root), here twice: the example's application at /app, and one at / in a
+/// block of its own. The matrix through both; then a graceful restart (SIGUSR1), after
+/// which new wsgids serve and the old ones are gone; then lighttpd's stop, after which no
+/// wsgid process is left.
+#[test]
+fn conf_d_lighttpd_spawn_example() {
+    let stage = Stage::new();
+    let dir = Lighttpd::scratch();
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).expect("create run dir");
+    common::lighttpd::give_to_lighttpd(&run);
+    let app = spawn_example(&stage, &run, "/app", "wsgid.sock");
+    let root = spawn_example(&stage, &run, "/", "root.sock");
+    // The root application in a block of its own port: its own fastcgi.server there.
+    let (modules, handlers): (Vec<&str>, Vec<&str>) =
+        root.lines().partition(|l| l.starts_with("server.modules"));
+    assert_eq!(modules.len(), 1, "one server.modules line in the example");
+    let root_port = common::free_port();
+    let root_block = common::lighttpd::socket_block(
+        root_port,
+        &handlers
+            .iter()
+            .map(|l| {
+                format!(
+                    "    {}\n",
+                    l.replace("fastcgi.server +=", "fastcgi.server =")
+                )
+            })
+            .collect::<String>(),
+    );
+    let mut lighttpd = Lighttpd::start_conf(&format!("{app}\n{root_block}"), vec![root_port], dir);
+    let front_ends = [
+        FrontEnd::new("lighttpd-spawn.conf", lighttpd.base_port, "/app"),
+        FrontEnd::new("lighttpd-spawn.conf at /", root_port, "/"),
+    ];
+    run_matrix(&front_ends, &|| lighttpd.stderr());
+
+    let (masters, workers) = spawned(&lighttpd);
+    assert_eq!(
+        masters.len(),
+        2,
+        "two wsgids: {masters:?}\n{}",
+        lighttpd.stderr()
+    );
+    assert_eq!(workers.len(), 4, "two workers each: {workers:?}");
+    for pid in masters.iter().chain(&workers) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .unwrap_or("?")
+            .to_string();
+        let want = if common::is_root() {
+            nix::unistd::User::from_name(common::lighttpd::USER)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.to_string())
+        } else {
+            Some(nix::unistd::geteuid().to_string())
+        };
+        assert_eq!(Some(uid), want, "process {pid} runs as lighttpd's user");
+    }
+
+    // Graceful restart: lighttpd stops its backends (SIGTERM) and spawns new ones.
+    lighttpd.signal(nix::sys::signal::Signal::SIGUSR1);
+    let old: BTreeSet<String> = masters.union(&workers).cloned().collect();
+    wait_gone(&old, 10, "the wsgids before the restart", &lighttpd);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (masters, workers) = spawned(&lighttpd);
+        if masters.len() == 2 && workers.len() == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no new wsgids after SIGUSR1:\n{}",
+            lighttpd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = Client::new(lighttpd.base_port);
+    let r = c.get("/app/after-restart");
+    r.expect_status(200);
+    assert_eq!(r.json()["PATH_INFO"], "/after-restart");
+
+    // lighttpd's stop leaves no wsgid behind.
+    let (masters, workers) = spawned(&lighttpd);
+    let all: BTreeSet<String> = masters.union(&workers).cloned().collect();
+    lighttpd.stop();
+    wait_gone(&all, 10, "the wsgids after lighttpd stopped", &lighttpd);
+    let log = lighttpd.stderr();
+    assert_eq!(log.matches("wsgid ready").count(), 4, "{log}");
+    assert_eq!(log.matches("SIGTERM: stopping").count(), 4, "{log}");
+}
+
+/// How many connections to the IPv4 listener on `port` are open (ESTABLISHED, state 01 in
+/// /proc/net/tcp), counted on the listener's side.
+fn open_connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local_port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1).is_some_and(|l| l.ends_with(&local_port)) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// With `server.stream-request-body = 2` the body goes on to wsgid as it arrives: half a
+/// 1 MiB upload sent, lighttpd is already connected to wsgid; by default it is not until
+/// the body is complete. Either way the application then reads the whole body.
+#[test]
+fn stream_request_body_passes_the_upload_on_before_its_end() {
+    let daemon = Daemon::builder("frontend_app").fastcgi().start();
+    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
+    let wsgid_port: u16 = fcgi
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("FastCGI port");
+    let lighttpd = Lighttpd::start(&[
+        Handler::new(Module::FastCgi, &fcgi, "/").streaming(),
+        Handler::new(Module::FastCgi, &fcgi, "/"),
+    ]);
+    let body = pseudo_random(POST_BYTES, 7);
+    for (port, streams) in [(lighttpd.ports[0], true), (lighttpd.ports[1], false)] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to lighttpd");
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("send the head");
+        let (first, rest) = body.split_at(body.len() / 2);
+        s.write_all(first).expect("send half the body");
+        // Streaming: wait for the connection to wsgid. Buffering: give lighttpd as long
+        // and check there is none.
+        let end = Instant::now() + Duration::from_millis(if streams { 5000 } else { 300 });
+        let mut connected = false;
+        while Instant::now() < end && !connected {
+            connected = open_connections_to(wsgid_port) > 0;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            connected,
+            streams,
+            "half the body sent, stream-request-body {}: connected to wsgid {connected}",
+            if streams { 2 } else { 0 }
+        );
+        s.write_all(rest).expect("send the rest of the body");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read the response");
+        let r = parse_response(&raw).expect("an HTTP response");
+        r.expect_status(200);
+        let seen = r.json();
+        assert_eq!(seen["body_length"], POST_BYTES, "{seen}");
+        assert_eq!(seen["body_sha256"], sha256_hex(&body), "{seen}");
+        // The connection to wsgid closes with the request (no keep-alive to FastCGI
+        // backends in lighttpd 1.4).
+        let end = Instant::now() + Duration::from_secs(5);
+        while open_connections_to(wsgid_port) > 0 {
+            assert!(
+                Instant::now() < end,
+                "lighttpd kept its connection to wsgid"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
