@@ -1,6 +1,11 @@
 //! The systemd notification protocol (sd_notify(3)): one datagram of `KEY=VALUE` lines to
 //! the socket named by `NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
 //! Without `NOTIFY_SOCKET` nothing is sent.
+//!
+//! What the master says, and when: `STATUS=` as it starts its workers; `READY=1` (with
+//! `MAINPID=` and the status) once every worker is ready; `RELOADING=1` (with
+//! `MONOTONIC_USEC=`, which `Type=notify-reload` requires) when a reload begins, and
+//! `READY=1` again once its new workers serve or it failed; `STOPPING=1` when it stops.
 
 use std::ffi::OsStr;
 use std::io;
@@ -14,6 +19,46 @@ pub fn notify(state: &str) {
         if let Err(e) = send(&socket, state) {
             tracing::warn!("cannot notify the service manager: {e}");
         }
+    }
+}
+
+/// `READY=1`: every worker serves; `status` says what runs.
+pub fn ready(status: &str) -> String {
+    format!(
+        "READY=1\nMAINPID={}\n{}",
+        std::process::id(),
+        status_line(status)
+    )
+}
+
+/// `RELOADING=1`: a reload began (a `READY=1` follows once it is over).
+pub fn reloading(status: &str) -> String {
+    format!(
+        "RELOADING=1\nMONOTONIC_USEC={}\n{}",
+        monotonic_usec(),
+        status_line(status)
+    )
+}
+
+/// `STOPPING=1`: the master is stopping its workers.
+pub fn stopping(status: &str) -> String {
+    format!("STOPPING=1\n{}", status_line(status))
+}
+
+/// `STATUS=` with `status` on one line (a newline would end the field).
+pub fn status_line(status: &str) -> String {
+    format!("STATUS={}", status.replace('\n', "; "))
+}
+
+/// CLOCK_MONOTONIC in microseconds, the clock systemd compares `MONOTONIC_USEC=` with.
+fn monotonic_usec() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => {
+            let secs = u64::try_from(t.tv_sec()).unwrap_or(0);
+            let nanos = u64::try_from(t.tv_nsec()).unwrap_or(0);
+            secs * 1_000_000 + nanos / 1_000
+        }
+        Err(_) => 0,
     }
 }
 
@@ -51,6 +96,29 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = sock.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STOPPING=1");
+    }
+
+    #[test]
+    fn messages() {
+        let pid = std::process::id();
+        assert_eq!(
+            ready("1 worker, listening on fastcgi fd:3"),
+            format!("READY=1\nMAINPID={pid}\nSTATUS=1 worker, listening on fastcgi fd:3")
+        );
+        assert_eq!(
+            stopping("stopping 2 workers"),
+            "STOPPING=1\nSTATUS=stopping 2 workers"
+        );
+        assert_eq!(status_line("a\nb"), "STATUS=a; b");
+        let before = monotonic_usec();
+        let r = reloading("reloading");
+        let usec: u64 = r
+            .lines()
+            .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(before > 0 && usec >= before, "{r}");
+        assert!(r.starts_with("RELOADING=1\n") && r.ends_with("\nSTATUS=reloading"));
     }
 
     #[test]

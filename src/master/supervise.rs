@@ -17,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use super::control::{self, Control, Request};
 use super::listeners::Listener;
-use super::notify::notify;
+use super::notify::{self, notify};
 use super::pool::{Exited, Pool};
 use super::signals::{Signal, Signals};
 use super::spawn::Image;
@@ -47,6 +47,15 @@ pub struct Supervisor {
     phase: Phase,
     control: Option<Control>,
     started: Instant,
+    /// A reload the service manager was told of (`RELOADING=1`) and not yet of its end.
+    pending_reload: Option<PendingReload>,
+}
+
+/// A reload under way, as the service manager will be told of its end.
+#[derive(Debug, Default)]
+struct PendingReload {
+    /// What went wrong, if anything: the first problem.
+    problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,12 +96,28 @@ impl Supervisor {
             phase: Phase::Starting,
             control,
             started: Instant::now(),
+            pending_reload: None,
         }
     }
 
     /// Runs until the workers are stopped; returns the exit status. The listeners (and their
     /// socket files) are closed when the supervisor is dropped.
     pub fn run(mut self) -> u8 {
+        let starting: Vec<String> = self
+            .pools
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} for {}",
+                    plural(p.settings().processes, "worker"),
+                    p.settings().app
+                )
+            })
+            .collect();
+        notify(&notify::status_line(&format!(
+            "starting {}",
+            starting.join(", ")
+        )));
         for p in &mut self.pools {
             let s = p.settings();
             let name = if s.name.is_empty() {
@@ -187,7 +212,7 @@ impl Supervisor {
             Signal::Hup => match self.phase {
                 Phase::Running => {
                     tracing::info!("SIGHUP: reloading the configuration");
-                    match self.reload(None) {
+                    match self.announced_reload(None) {
                         Ok(done) => tracing::info!("{done}"),
                         Err(e) => {
                             for line in e.lines() {
@@ -224,7 +249,15 @@ impl Supervisor {
                     killed: false,
                     exit,
                 };
-                notify("STOPPING=1");
+                let why = if exit == EXIT_OK {
+                    format!(
+                        "stopping: {} finishing their requests",
+                        plural(self.pools.iter().map(Pool::live).sum(), "worker")
+                    )
+                } else {
+                    "stopping: the workers could not start".to_string()
+                };
+                notify(&notify::stopping(&why));
             }
         }
         for p in &mut self.pools {
@@ -280,6 +313,10 @@ impl Supervisor {
                     );
                     p.replaces = None;
                     p.retire(Instant::now());
+                    let problem = format!("{}: the new workers cannot start", app_name(p.name()));
+                    if let Some(r) = &mut self.pending_reload {
+                        r.problem.get_or_insert(problem);
+                    }
                 }
             }
         }
@@ -298,7 +335,7 @@ impl Supervisor {
                         Phase::Running => {
                             let what = only.as_deref().map_or("every app".into(), app_name);
                             tracing::info!("control socket: reloading {what}");
-                            self.reload(only.as_deref())
+                            self.announced_reload(only.as_deref())
                         }
                         Phase::Starting => Err("wsgid is still starting".into()),
                         Phase::Stopping { .. } => Err("wsgid is stopping".into()),
@@ -341,19 +378,9 @@ impl Supervisor {
         match self.phase {
             Phase::Starting if self.pools.iter().all(Pool::all_ready_once) => {
                 self.phase = Phase::Running;
-                let listening: Vec<String> = self
-                    .pools
-                    .iter()
-                    .flat_map(|p| p.listeners().iter().map(|l| l.describe()))
-                    .collect();
-                let workers = self.pools.iter().map(|p| p.settings().processes).sum();
-                let status = format!(
-                    "{}, listening on {}",
-                    plural(workers, "worker"),
-                    listening.join(", ")
-                );
+                let status = self.serving();
                 tracing::info!("wsgid ready: {status}");
-                notify(&format!("READY=1\nSTATUS={status}"));
+                notify(&notify::ready(&status));
             }
             Phase::Stopping {
                 deadline,
@@ -394,7 +421,65 @@ impl Supervisor {
         for p in &mut self.pools {
             p.advance(now);
         }
+        self.end_reload();
         None
+    }
+
+    /// "2 workers, listening on fastcgi 127.0.0.1:9000": what serves, leaving out pools
+    /// that retire.
+    fn serving(&self) -> String {
+        let serving = || self.pools.iter().filter(|p| !p.is_retiring());
+        let mut listening: Vec<String> = Vec::new();
+        for l in serving().flat_map(|p| p.listeners().iter().map(|l| l.describe())) {
+            if !listening.contains(&l) {
+                listening.push(l);
+            }
+        }
+        let workers = serving().map(|p| p.settings().processes).sum();
+        format!(
+            "{}, listening on {}",
+            plural(workers, "worker"),
+            listening.join(", ")
+        )
+    }
+
+    /// [`Supervisor::reload`], with the service manager told (`RELOADING=1`); it is told
+    /// of the end (`READY=1`) by [`Supervisor::end_reload`].
+    fn announced_reload(&mut self, only: Option<&str>) -> Result<String, String> {
+        let what = only.map_or("the configuration".into(), app_name);
+        notify(&notify::reloading(&format!("reloading {what}")));
+        let result = self.reload(only);
+        self.pending_reload = Some(PendingReload {
+            problem: result
+                .as_ref()
+                .err()
+                .map(|e| e.lines().next().unwrap_or_default().to_string()),
+        });
+        result
+    }
+
+    /// Once no pool a reload started is still starting (each serves, or could not start
+    /// and retired), tells the service manager the reload is over: `READY=1`.
+    fn end_reload(&mut self) {
+        if self.pending_reload.is_none()
+            || self
+                .pools
+                .iter()
+                .any(|p| !p.is_retiring() && !p.all_ready_once())
+        {
+            return;
+        }
+        let Some(reload) = self.pending_reload.take() else {
+            return;
+        };
+        let serving = self.serving();
+        let status = match reload.problem {
+            None => format!("reloaded; {serving}"),
+            Some(problem) => {
+                format!("reload failed ({problem}); the running workers keep serving; {serving}")
+            }
+        };
+        notify(&notify::ready(&status));
     }
 
     /// Pools started by a reload whose workers are all ready take over from the pools they
