@@ -267,6 +267,20 @@ fn wait_gone(pids: &BTreeSet<String>, secs: u64, what: &str, lighttpd: &Lighttpd
     }
 }
 
+/// Waits (up to 30 s) until the wsgids lighttpd spawned have logged `n` times that they
+/// are ready, in all.
+fn wait_ready(lighttpd: &Lighttpd, n: usize) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while lighttpd.stderr().matches("wsgid ready").count() < n {
+        assert!(
+            Instant::now() < end,
+            "not {n} times \"wsgid ready\":\n{}",
+            lighttpd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The wsgid masters lighttpd spawned and their workers.
 fn spawned(lighttpd: &Lighttpd) -> (BTreeSet<String>, BTreeSet<String>) {
     let masters = common::children(lighttpd.pid());
@@ -316,6 +330,7 @@ fn conf_d_lighttpd_spawn_example() {
     ];
     run_matrix(&front_ends, &|| lighttpd.stderr());
 
+    wait_ready(&lighttpd, 2);
     let (masters, workers) = spawned(&lighttpd);
     assert_eq!(
         masters.len(),
@@ -347,26 +362,15 @@ fn conf_d_lighttpd_spawn_example() {
     lighttpd.signal(nix::sys::signal::Signal::SIGUSR1);
     let old: BTreeSet<String> = masters.union(&workers).cloned().collect();
     wait_gone(&old, 10, "the wsgids before the restart", &lighttpd);
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (masters, workers) = spawned(&lighttpd);
-        if masters.len() == 2 && workers.len() == 4 {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "no new wsgids after SIGUSR1:\n{}",
-            lighttpd.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_ready(&lighttpd, 4);
+    let (masters, workers) = spawned(&lighttpd);
+    assert_eq!((masters.len(), workers.len()), (2, 4), "after SIGUSR1");
     let mut c = Client::new(lighttpd.base_port);
     let r = c.get("/app/after-restart");
     r.expect_status(200);
     assert_eq!(r.json()["PATH_INFO"], "/after-restart");
 
     // lighttpd's stop leaves no wsgid behind.
-    let (masters, workers) = spawned(&lighttpd);
     let all: BTreeSet<String> = masters.union(&workers).cloned().collect();
     lighttpd.stop();
     wait_gone(&all, 10, "the wsgids after lighttpd stopped", &lighttpd);
