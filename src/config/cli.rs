@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::settings::{Listen, ListenAddr};
+use super::settings::{Listen, ListenAddr, OffloadMode};
 use super::values::{
     parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen, parse_listen_addr,
-    parse_mode, parse_size, BodyLimit,
+    parse_mode, parse_offload, parse_offload_pair, parse_size, BodyLimit,
 };
 
 const AFTER_HELP: &str = "\
@@ -231,6 +231,18 @@ pub struct Cli {
     /// Group (name or number) of the Unix sockets wsgid creates [default: wsgid's group]
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
+
+    /// Hand wsgi.file_wrapper responses over regular files to the front end to send:
+    /// x-accel-redirect (nginx), x-sendfile (Apache mod_xsendfile, lighttpd) or off
+    /// [default: off]
+    #[arg(long, value_name = "MODE", value_parser = parse_offload)]
+    pub offload: Option<OffloadMode>,
+
+    /// A directory whose files may be offloaded, and what the front end is told for it: the
+    /// URI of nginx's internal location (x-accel-redirect) or the path the front end sees
+    /// (x-sendfile) (repeatable) [default: none]
+    #[arg(long, value_name = "PATH=URI", value_parser = parse_offload_pair)]
+    pub offload_map: Vec<(String, String)>,
 }
 
 /// A path, which may be empty (clap's own path parser refuses "").

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use toml::{Spanned, Value};
 
+use super::settings::OffloadMode;
 use super::values::{
-    check_mode, parse_body_limit, parse_duration_ms, parse_mode, parse_size, seconds_to_ms,
-    BodyLimit, Millis, Mode, OneOrMany, Size,
+    check_mode, parse_body_limit, parse_duration_ms, parse_mode, parse_offload, parse_size,
+    seconds_to_ms, BodyLimit, Millis, Mode, OneOrMany, Size,
 };
 
 /// The contents of a configuration file.
@@ -65,6 +66,9 @@ pub struct FileConfig {
     pub check_ownership: Option<bool>,
     pub socket_owner: Option<String>,
     pub socket_group: Option<String>,
+    pub offload: Option<OffloadMode>,
+    /// (path, URI or path) pairs, as written.
+    pub offload_map: Option<Vec<(String, String)>>,
     /// The line each key is on, for messages about values checked after parsing.
     pub lines: BTreeMap<String, usize>,
     /// Keys whose values were refused (`load_partial`): left unset here.
@@ -72,7 +76,7 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 44] = [
+pub const KEYS: [&str; 46] = [
     "name",
     "app",
     "listen",
@@ -117,6 +121,8 @@ pub const KEYS: [&str; 44] = [
     "check_ownership",
     "socket_owner",
     "socket_group",
+    "offload",
+    "offload_map",
 ];
 
 const A_STRING: &str = "a string";
@@ -211,6 +217,8 @@ impl FileConfig {
             "check_ownership" => self.check_ownership = Some(boolean(value)?),
             "socket_owner" => self.socket_owner = Some(account(value)?),
             "socket_group" => self.socket_group = Some(account(value)?),
+            "offload" => self.offload = Some(parse_offload(&string(value)?)?),
+            "offload_map" => self.offload_map = Some(offload_map(value)?),
             _ => return Err(unknown_key(key)),
         }
         Ok(())
@@ -493,6 +501,25 @@ fn table_of_strings(v: Value) -> Result<BTreeMap<String, String>, String> {
             })
             .collect(),
         other => Err(expected(A_TABLE_OF_STRINGS, &other)),
+    }
+}
+
+/// `{ "/srv/media" = "/_protected/media" }`: each path with what the front end is told.
+fn offload_map(v: Value) -> Result<Vec<(String, String)>, String> {
+    const A_MAP: &str =
+        "a table of paths and URIs, such as { \"/srv/media\" = \"/_protected/media\" }";
+    match v {
+        Value::Table(t) => t
+            .into_iter()
+            .map(|(path, target)| match target {
+                Value::String(s) => Ok((path, s)),
+                other => Err(format!(
+                    "expected {A_MAP}, got {} for {path:?}",
+                    describe(&other)
+                )),
+            })
+            .collect(),
+        other => Err(expected(A_MAP, &other)),
     }
 }
 

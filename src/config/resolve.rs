@@ -553,6 +553,7 @@ pub fn merge_app(
         .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
 
     let privileges = privileges::privileges(&m, cli, f, &mut problems);
+    let offload = offload::offload(&m, cli, f, &mut problems);
 
     problems.into_result()?;
     // Without problems, the application was given and is valid.
@@ -581,6 +582,7 @@ pub fn merge_app(
         input_buffer,
         log_level,
         privileges,
+        offload,
     })
 }
 
@@ -908,6 +910,7 @@ fn is_dotted_name(s: &str) -> bool {
     })
 }
 
+mod offload;
 mod privileges;
 #[cfg(test)]
 mod tests;

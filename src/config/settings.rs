@@ -91,6 +91,33 @@ pub struct Settings {
     pub log_level: String,
     /// Who the workers run as and what else they are kept from.
     pub privileges: Privileges,
+    /// Whether file responses are handed to the front end to send (`crate::offload`).
+    pub offload: Offload,
+}
+
+/// How a `wsgi.file_wrapper` response over a regular file is handed to the front end, which
+/// then sends the file itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offload {
+    pub mode: OffloadMode,
+    /// Which files may be offloaded and what the front end is told for each: a directory
+    /// (or file) as the workers see it, absolute and normalised, and what replaces it in
+    /// the header, a URI for `X-Accel-Redirect`, a path for `X-Sendfile`. Longest match
+    /// wins. Empty with `X-Sendfile`: every file, under its own path.
+    pub map: Vec<(String, String)>,
+}
+
+/// The header a file response becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffloadMode {
+    /// wsgid sends the file.
+    #[default]
+    Off,
+    /// `X-Accel-Redirect: URI` (nginx: an `internal` location aliasing the directory).
+    XAccelRedirect,
+    /// `X-Sendfile: PATH` (Apache mod_xsendfile, lighttpd `"x-sendfile" => "enable"`).
+    XSendfile,
 }
 
 /// Who the workers run as, and the other privilege settings (`master::privileges` applies

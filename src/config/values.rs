@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::settings::{Listen, ListenAddr, Protocol, WORKER_SPEC_ENV};
+use super::settings::{Listen, ListenAddr, OffloadMode, Protocol, WORKER_SPEC_ENV};
 
 /// The longest duration any timeout accepts: one year, in milliseconds.
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
@@ -268,6 +268,31 @@ pub fn check_env_value(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("the value of {name} contains a NUL byte"));
     }
     Ok(())
+}
+
+/// Parses an `offload` mode: `x-accel-redirect`, `x-sendfile` or `off`.
+pub fn parse_offload(s: &str) -> Result<OffloadMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "x-accel-redirect" => Ok(OffloadMode::XAccelRedirect),
+        "x-sendfile" => Ok(OffloadMode::XSendfile),
+        "off" => Ok(OffloadMode::Off),
+        _ => Err(format!(
+            "{s:?}: expected \"x-accel-redirect\", \"x-sendfile\" or \"off\""
+        )),
+    }
+}
+
+/// Parses `PATH=URI` (an `offload_map` entry; split at the first `=`, so a path holding
+/// one is written in the configuration file). Both sides are checked in `resolve`.
+pub fn parse_offload_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((path, target)) if !path.is_empty() && !target.is_empty() => {
+            Ok((path.to_string(), target.to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not PATH=URI (such as /srv/media=/_protected/media)"
+        )),
+    }
 }
 
 /// Normalises a mount point (the SCRIPT_NAME prefix): `""` and `"/"` mean the root and give

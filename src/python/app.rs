@@ -27,6 +27,8 @@ pub struct App {
     mount: String,
     /// `request_timeout` is set: each request records the thread running it.
     timed: bool,
+    /// File responses handed to the front end, when configured.
+    pub(super) offload: Option<crate::offload::Offloader>,
 }
 
 impl App {
@@ -44,6 +46,10 @@ impl App {
                 keys: Keys::new(py),
                 mount: settings.mount.clone(),
                 timed: settings.timeouts.request_ms.is_some(),
+                offload: crate::offload::Offloader::new(
+                    &settings.offload,
+                    settings.privileges.chroot.as_deref(),
+                ),
             })
         })
     }

@@ -2,7 +2,9 @@
 //! reads `blksize` bytes at a time through the file's own read(); when the app returns one
 //! for a real file (one with fileno() and tell()), the request runner instead reads the
 //! descriptor directly from the current position, detached from the interpreter, so a large
-//! file streams without being loaded whole and without holding the GIL.
+//! file streams without being loaded whole and without holding the GIL. With `offload`
+//! configured, such a file may instead go to the front end as one header
+//! (`crate::offload`), which then sends it itself.
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;

@@ -139,8 +139,9 @@ impl App {
         Ok(())
     }
 
-    /// Streams a real file straight from its descriptor, from its current position.
-    /// Ok(false) when the object is not a regular file with a descriptor.
+    /// Streams a real file straight from its descriptor, from its current position, or
+    /// hands it to the front end when offload is configured and allows it. Ok(false) when
+    /// the object is not a regular file with a descriptor.
     fn stream_file(
         &self,
         py: Python<'_>,
@@ -165,13 +166,18 @@ impl App {
             Ok(own) => own,
             Err(_) => return Ok(false),
         };
-        match nix::sys::stat::fstat(&own) {
-            Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => {}
+        let st = match nix::sys::stat::fstat(&own) {
+            Ok(st) if (st.st_mode & libc::S_IFMT) == libc::S_IFREG => st,
             _ => return Ok(false),
-        }
+        };
         let mut pos: i64 = f.call_method0("tell")?.extract()?;
         if responder.borrow().head.is_none() {
             return Err(no_start_response());
+        }
+        if let Some(off) = &self.offload {
+            if offload(py, off, &own, &st, pos, responder)? {
+                return Ok(true);
+            }
         }
         let mut buf = vec![0u8; FILE_CHUNK];
         loop {
@@ -289,6 +295,63 @@ impl App {
             return;
         }
         tracing::error!(request = %ex.ident(), "application error:\n{}", super::app::format_exception(py, e));
+    }
+}
+
+/// Hands the file open on `own` (whose `fstat` is `st`, read from `pos`) to the front end,
+/// when `crate::offload`'s rules allow: the response goes out with the header and an empty
+/// body. Ok(false) when the file is to be served by wsgid instead.
+fn offload(
+    py: Python<'_>,
+    off: &crate::offload::Offloader,
+    own: &std::os::fd::OwnedFd,
+    st: &nix::sys::stat::FileStat,
+    pos: i64,
+    responder: &Bound<'_, Responder>,
+) -> Result<bool, Failure> {
+    use std::os::fd::AsFd;
+    let decided = allowed(&responder.borrow(), pos, st.st_size);
+    let decided = decided.and_then(|()| {
+        // Two system calls on the file's path, which may be on a slow file system.
+        let fd = own.as_fd();
+        py.detach(|| crate::offload::file_path(fd, st))
+            .and_then(|path| off.header(&path))
+    });
+    let mut r = responder.borrow_mut();
+    match decided {
+        Ok((name, value)) => {
+            if let Some(a) = r.ex.aborted() {
+                return Err(Failure::Stopped(a));
+            }
+            tracing::debug!(request = %r.ex.ident(), "file offloaded: {name}: {value}");
+            let head =
+                crate::offload::offloaded_head(r.head.as_deref().unwrap_or_default(), name, &value);
+            r.head = Some(head);
+            r.content_length = None;
+            r.finish_whole(&[]);
+            Ok(true)
+        }
+        Err(why) => {
+            tracing::debug!(request = %r.ex.ident(), "file not offloaded: {}", why.reason());
+            Ok(false)
+        }
+    }
+}
+
+/// Whether the response as the app started it may become an offload header (the file's
+/// path aside): see `crate::offload`.
+fn allowed(r: &Responder, pos: i64, size: i64) -> Result<(), crate::offload::Kept> {
+    use crate::offload::Kept;
+    crate::offload::check_head(r.head.as_deref().unwrap_or_default())?;
+    if r.sent {
+        return Err(Kept::Started);
+    }
+    if pos != 0 {
+        return Err(Kept::Position);
+    }
+    match r.content_length {
+        Some(cl) if i64::try_from(cl).ok() != Some(size) => Err(Kept::ContentLength),
+        _ => Ok(()),
     }
 }
 
