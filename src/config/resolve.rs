@@ -914,3 +914,28 @@ mod offload;
 mod privileges;
 #[cfg(test)]
 mod tests;
+
+/// Settings from command-line `args` (after an app spec and a FastCGI address) over the
+/// TOML text `toml`, read as the file `file`, run from `cwd`: what the tests of each
+/// group of keys merge.
+#[cfg(test)]
+fn merge_for_test(
+    args: &[&str],
+    toml: &str,
+    file: &str,
+    cwd: &str,
+) -> Result<Settings, ConfigError> {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(
+        ["wsgid", "app:application", "--fastcgi", "127.0.0.1:9000"]
+            .into_iter()
+            .chain(args.iter().copied()),
+    )
+    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let parsed = FileConfig::parse(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
+    let ctx = Context {
+        cwd: PathBuf::from(cwd),
+        rust_log: None,
+    };
+    merge(&cli, Some((&parsed, Path::new(file))), &ctx)
+}

@@ -127,24 +127,12 @@ pub fn check_uri(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::resolve::{merge, ConfigError, Context};
+    use crate::config::resolve::{merge_for_test, ConfigError};
     use crate::config::Settings;
     use clap::Parser;
-    use std::path::{Path, PathBuf};
 
     fn run(args: &[&str], toml: &str) -> Result<Settings, ConfigError> {
-        let cli = Cli::try_parse_from(
-            ["wsgid", "app:application", "--fastcgi", "127.0.0.1:9000"]
-                .into_iter()
-                .chain(args.iter().copied()),
-        )
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        let file = FileConfig::parse(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
-        let ctx = Context {
-            cwd: PathBuf::from("/"),
-            rust_log: None,
-        };
-        merge(&cli, Some((&file, Path::new("/etc/wsgid/site.toml"))), &ctx)
+        merge_for_test(args, toml, "/etc/wsgid/site.toml", "/")
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {

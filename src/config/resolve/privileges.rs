@@ -141,26 +141,13 @@ fn account(
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
-    use clap::Parser;
-
-    use super::super::{merge, Cli, ConfigError, Context, FileConfig};
+    use super::super::{merge_for_test, ConfigError, FileConfig};
     use crate::config::settings::{Id, Settings};
 
     fn settings(args: &[&str], toml: &str) -> Result<Settings, ConfigError> {
-        let cli = Cli::try_parse_from(
-            ["wsgid", "app:application", "--fastcgi", "127.0.0.1:9000"]
-                .into_iter()
-                .chain(args.iter().copied()),
-        )
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        let file = FileConfig::parse(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
-        let ctx = Context {
-            cwd: PathBuf::from("/srv"),
-            rust_log: None,
-        };
-        merge(&cli, Some((&file, Path::new("/etc/wsgid.toml"))), &ctx)
+        merge_for_test(args, toml, "/etc/wsgid.toml", "/srv")
     }
 
     fn root() -> Id {
