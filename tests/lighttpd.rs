@@ -25,19 +25,8 @@ use std::time::{Duration, Instant};
 
 use common::frontend::{parse_response, pseudo_random, sha256_hex, Client};
 use common::lighttpd::{Handler, Lighttpd, Module};
-use common::matrix::{FrontEnd, POST_BYTES};
+use common::matrix::{run_all, FrontEnd, POST_BYTES};
 use common::Daemon;
-
-/// Runs the matrix through each front end; on a failure prints `logs` (wsgid's) first.
-fn run_matrix(front_ends: &[FrontEnd], logs: &dyn Fn() -> String) {
-    for fe in front_ends {
-        let outcome = std::panic::catch_unwind(|| common::matrix::run(fe));
-        if let Err(e) = outcome {
-            eprintln!("---- wsgid log ----\n{}", logs());
-            std::panic::resume_unwind(e);
-        }
-    }
-}
 
 /// One wsgid (FastCGI and SCGI) serving fixtures/frontend_app.py at `mount`, and one
 /// lighttpd with a block per way of passing requests on: mod_fastcgi and mod_scgi, each
@@ -83,7 +72,7 @@ fn lighttpd_matrix(mount: &str) {
             }
         })
         .collect();
-    run_matrix(&front_ends, &|| daemon.log());
+    run_all(&front_ends, &|| daemon.log());
 }
 
 #[test]
@@ -168,7 +157,7 @@ fn conf_d_lighttpd_example() {
         FrontEnd::new("lighttpd-wsgid.conf streaming, SCGI", port, "/legacy")
             .without_chunked_uploads(),
     ];
-    run_matrix(&front_ends, &|| format!("{}\n{}", app.log(), legacy.log()));
+    run_all(&front_ends, &|| format!("{}\n{}", app.log(), legacy.log()));
 }
 
 /// A copy of wsgid, its library and fixtures/frontend_app.py in a fresh world-readable
@@ -328,7 +317,7 @@ fn conf_d_lighttpd_spawn_example() {
         FrontEnd::new("lighttpd-spawn.conf", lighttpd.base_port, "/app"),
         FrontEnd::new("lighttpd-spawn.conf at /", root_port, "/"),
     ];
-    run_matrix(&front_ends, &|| lighttpd.stderr());
+    run_all(&front_ends, &|| lighttpd.stderr());
 
     wait_ready(&lighttpd, 2);
     let (masters, workers) = spawned(&lighttpd);

@@ -1079,14 +1079,12 @@ fn nginx_matrix(mount: &str) {
             .map(|(_, s)| s.clone().bare_mount())
             .collect::<Vec<_>>(),
     );
-    for ((name, _), port) in sites.iter().zip(&ports) {
-        let fe = common::matrix::FrontEnd::new(name, *port, mount);
-        let outcome = std::panic::catch_unwind(|| common::matrix::run(&fe));
-        if let Err(e) = outcome {
-            eprintln!("---- wsgid log ----\n{}", daemon.log());
-            std::panic::resume_unwind(e);
-        }
-    }
+    let front_ends: Vec<_> = sites
+        .iter()
+        .zip(&ports)
+        .map(|((name, _), port)| common::matrix::FrontEnd::new(name, *port, mount))
+        .collect();
+    common::matrix::run_all(&front_ends, &|| daemon.log());
 }
 
 #[test]

@@ -281,16 +281,11 @@ fn fastcgi_and_scgi_sockets_by_name_with_notifications() {
         Site::new(Pass::Scgi, &scgi_addr, "/"),
     ];
     let (nginx, ports) = Nginx::start_many(&sites);
-    for (name, port) in [
-        ("nginx fastcgi_pass to fd:3", ports[0]),
-        ("nginx scgi_pass to fd:4", ports[1]),
-    ] {
-        let fe = FrontEnd::new(name, port, "/");
-        if let Err(e) = std::panic::catch_unwind(|| common::matrix::run(&fe)) {
-            eprintln!("---- wsgid log ----\n{}", a.log());
-            std::panic::resume_unwind(e);
-        }
-    }
+    let front_ends = [
+        FrontEnd::new("nginx fastcgi_pass to fd:3", ports[0], "/"),
+        FrontEnd::new("nginx scgi_pass to fd:4", ports[1], "/"),
+    ];
+    common::matrix::run_all(&front_ends, &|| a.log());
     drop(nginx);
 
     // SIGHUP: RELOADING=1 at once, READY=1 once the new workers serve.

@@ -232,6 +232,16 @@ pub fn run(fe: &FrontEnd) {
     );
 }
 
+/// [`run`] through each front end in turn; on a failure prints `logs` (wsgid's) first.
+pub fn run_all(front_ends: &[FrontEnd], logs: &dyn Fn() -> String) {
+    for fe in front_ends {
+        if let Err(e) = std::panic::catch_unwind(|| run(fe)) {
+            eprintln!("---- wsgid log ----\n{}", logs());
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
 /// Whether `r` is what `case` expects; otherwise what differs.
 fn check(case: &Case, r: &Response) -> Result<(), String> {
     let from_app = r.header("x-frontend-app") == Some("1");
