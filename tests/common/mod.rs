@@ -3,12 +3,14 @@
 //! and stops it on drop. Protocol clients and front-end helpers live in the submodules.
 #![allow(dead_code)]
 
+pub mod apache;
 pub mod fcgi;
 pub mod frontend;
 pub mod lighttpd;
 pub mod load;
 pub mod matrix;
 pub mod scgi;
+pub mod server;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
