@@ -89,3 +89,109 @@ fn matrix_apache_root() {
 fn matrix_apache_app() {
     apache_matrix("/app");
 }
+
+/// The test virtualenv (Flask for the example's applications).
+fn test_venv() -> String {
+    let v = common::venv();
+    assert!(
+        v.join("bin/python").exists(),
+        "no virtualenv at {} (set WSGID_TEST_VENV, or run scripts/test, which creates \
+         ./.venv from fixtures/requirements.txt)",
+        v.display()
+    );
+    v.display().to_string()
+}
+
+/// conf.d/apache-wsgid.conf, with its addresses pointed at three wsgid instances (the
+/// Flask app at / over FastCGI with connection reuse, at /app through SetHandler, and over
+/// SCGI at /legacy), serves all three, and shows its own error page for an application's
+/// 500 (ProxyErrorOverride) while an application's 404 passes.
+#[test]
+fn conf_d_apache_example_serves_its_three_paths() {
+    let venv = test_venv();
+    let pythonpath = common::fixtures().display().to_string();
+    let start = |b: common::Builder, mount: Option<&str>| {
+        let b = b.args(&["--virtualenv", &venv, "--pythonpath", &pythonpath]);
+        match mount {
+            Some(m) => b.args(&["--mount", m]).start(),
+            None => b.start(),
+        }
+    };
+    let root = start(Daemon::builder("flask_app:app").fastcgi(), None);
+    let app = start(Daemon::builder("flask_app:app").fastcgi(), Some("/app"));
+    let legacy = start(Daemon::builder("flask_app:app").scgi(), Some("/legacy"));
+
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/apache-wsgid.conf"),
+    )
+    .expect("read conf.d/apache-wsgid.conf");
+    let port = common::free_port();
+    let dir = common::scratch("apache-example").keep();
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("errors")).expect("create errors dir");
+    std::fs::write(site.join("errors/50x.html"), "Apache's own error page\n").expect("50x");
+    let replacements = [
+        (
+            "<VirtualHost *:80>",
+            format!("<VirtualHost 127.0.0.1:{port}>"),
+        ),
+        (
+            "127.0.0.1:9000",
+            root.fcgi.clone().expect("FastCGI address"),
+        ),
+        ("127.0.0.1:9001", app.fcgi.clone().expect("FastCGI address")),
+        ("127.0.0.1:4000", legacy.scgi.clone().expect("SCGI address")),
+        ("/srv/mysite/", format!("{}/", site.display())),
+        ("ProxyErrorOverride On", "ProxyErrorOverride On".to_string()),
+        ("enablereuse=on", "enablereuse=on".to_string()),
+    ];
+    let mut conf = example.clone();
+    for (from, to) in &replacements {
+        assert!(example.contains(from), "the example lost {from:?}");
+        conf = conf.replace(from, to);
+    }
+    let apache = Apache::start_conf(&conf, vec![port], dir);
+    let logs = || format!("{}\n{}\n{}", root.log(), app.log(), legacy.log());
+    let mut c = common::frontend::Client::new(port);
+    for prefix in ["", "/app", "/legacy"] {
+        let r = c.get(&format!("{prefix}/"));
+        assert_eq!(r.status, 200, "{prefix}/: {}\n{}", r.text(), logs());
+        assert!(
+            r.text()
+                .contains(&format!(r#"<a id="hello" href="{prefix}/hello/world">"#)),
+            "{prefix}/: {}",
+            r.text()
+        );
+        let env = c
+            .get(&format!("{prefix}/environ"))
+            .expect_status(200)
+            .json();
+        assert_eq!(env["SCRIPT_NAME"], prefix, "{env}");
+        assert_eq!(env["PATH_INFO"], "/environ", "{env}");
+    }
+    // ProxyErrorOverride: the application's 500 becomes Apache's page over FastCGI (not
+    // over SCGI: mod_proxy_scgi does not apply it), its 404 passes.
+    for prefix in ["", "/app", "/legacy"] {
+        let r = c.get(&format!("{prefix}/fail"));
+        r.expect_status(500);
+        if prefix == "/legacy" {
+            assert!(r.text().contains("Internal Server Error"), "{}", r.text());
+        } else {
+            assert_eq!(r.text(), "Apache's own error page\n", "{prefix}/fail");
+        }
+        let r = c.get(&format!("{prefix}/no-such-page"));
+        r.expect_status(404);
+        assert!(r.text().contains("Not Found"), "{}", r.text());
+    }
+    // /appx is not /app's: it goes to the application at the root (ProxyPass /app ! and
+    // <Location /app> match whole segments only), whose Flask has no such page.
+    let r = c.get("/appx/z");
+    r.expect_status(404);
+    assert!(
+        r.text()
+            .contains("The requested URL was not found on the server. If you entered"),
+        "not Flask's 404: {}",
+        r.text()
+    );
+    drop(apache);
+}
