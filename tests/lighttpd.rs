@@ -19,13 +19,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::frontend::{parse_response, pseudo_random, sha256_hex, Client};
 use common::lighttpd::{Handler, Lighttpd, Module};
 use common::matrix::{run_all, FrontEnd, POST_BYTES};
+use common::stage::Stage;
 use common::Daemon;
 
 /// One wsgid (FastCGI and SCGI) serving fixtures/frontend_app.py at `mount`, and one
@@ -158,57 +158,6 @@ fn conf_d_lighttpd_example() {
             .without_chunked_uploads(),
     ];
     run_all(&front_ends, &|| format!("{}\n{}", app.log(), legacy.log()));
-}
-
-/// A copy of wsgid, its library and fixtures/frontend_app.py in a fresh world-readable
-/// directory, with a virtualenv of its own: lighttpd runs what it spawns as www-data, who
-/// may not enter the checkout (under /root in CI) or the test virtualenv.
-struct Stage {
-    dir: common::Scratch,
-}
-
-impl Stage {
-    fn new() -> Stage {
-        let dir = common::scratch("lighttpd-stage");
-        let world = |p: &Path| {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-                .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()))
-        };
-        world(&dir);
-        let built = Path::new(env!("CARGO_BIN_EXE_wsgid"));
-        let target = built.parent().expect("the build directory");
-        let library = [target.join("deps/libwsgid.so"), target.join("libwsgid.so")]
-            .into_iter()
-            .find(|p| p.is_file())
-            .expect("libwsgid.so next to the test build of wsgid");
-        for (from, to) in [
-            (built.to_path_buf(), "wsgid"),
-            (library, "libwsgid.so"),
-            (
-                common::fixtures().join("frontend_app.py"),
-                "frontend_app.py",
-            ),
-        ] {
-            std::fs::copy(&from, dir.join(to))
-                .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-            world(&dir.join(to));
-        }
-        // The Python wsgid links against (scripts/test's default); no pip: the application
-        // needs only the standard library.
-        let python =
-            std::env::var("WSGID_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let out = std::process::Command::new(&python)
-            .args(["-m", "venv", "--without-pip"])
-            .arg(dir.join("venv"))
-            .output()
-            .unwrap_or_else(|e| panic!("{python} -m venv: {e}"));
-        assert!(
-            out.status.success(),
-            "{python} -m venv: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Stage { dir }
-    }
 }
 
 /// conf.d/lighttpd-spawn.conf for the stage: its paths replaced with the stage's, its

@@ -11,6 +11,7 @@ pub mod load;
 pub mod matrix;
 pub mod scgi;
 pub mod server;
+pub mod stage;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
