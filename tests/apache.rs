@@ -8,9 +8,13 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
 use common::apache::{Apache, Shape, Site};
 use common::frontend::connections_to;
 use common::matrix::{run_all, FrontEnd};
+use common::stage::Stage;
 use common::Daemon;
 
 /// One wsgid (FastCGI and SCGI) serving fixtures/frontend_app.py at `mount`, and one Apache
@@ -194,4 +198,132 @@ fn conf_d_apache_example_serves_its_three_paths() {
         r.text()
     );
     drop(apache);
+}
+
+/// The processes running the staged wsgid binary (masters and workers alike).
+fn staged_wsgids(stage: &Stage) -> BTreeSet<String> {
+    let exe = stage.dir.join("wsgid");
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if std::fs::read_link(entry.path().join("exe")).is_ok_and(|p| p == exe) {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+/// Whether process `pid` runs (exists and is not a zombie nobody reaped yet).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .is_some_and(|st| !st.trim_start().starts_with('Z'))
+}
+
+/// The uid process `pid` runs as ("?" if it is gone).
+fn uid_of(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// conf.d/apache-fcgid.conf as shipped: mod_fcgid starts wsgid itself through the wrapper
+/// the example describes (the socket on fd 0, mod_fcgid's near-empty environment, as
+/// www-data when root). The matrix through it; every wsgid process runs as Apache's user;
+/// Apache's stop leaves none behind.
+#[test]
+fn conf_d_apache_fcgid_example() {
+    let stage = Stage::new();
+    let d = stage.dir.display().to_string();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/apache-fcgid.conf"),
+    )
+    .expect("read conf.d/apache-fcgid.conf");
+    // The wrapper, from the example's comment.
+    let wrapper: String = example
+        .lines()
+        .skip_while(|l| !l.starts_with("#   #!/bin/sh"))
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    assert!(wrapper.contains("exec /usr/local/bin/wsgid"), "{wrapper}");
+    let mut wrapper = wrapper;
+    for (from, to) in [
+        ("/usr/local/bin/wsgid", format!("{d}/wsgid")),
+        ("/srv/mysite/venv", format!("{d}/venv")),
+        ("--chdir /srv/mysite", format!("--chdir {d}")),
+        ("mysite.wsgi:application", "frontend_app".to_string()),
+    ] {
+        assert!(wrapper.contains(from), "the wrapper lost {from:?}");
+        wrapper = wrapper.replace(from, &to);
+    }
+    let fcgi = stage.dir.join("app.fcgi");
+    std::fs::write(&fcgi, wrapper).expect("write app.fcgi");
+    std::fs::set_permissions(&fcgi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(
+        example.contains("/srv/mysite"),
+        "the example lost /srv/mysite"
+    );
+    let dir = common::scratch("apache-fcgid").keep();
+    let conf = format!(
+        "LoadModule fcgid_module /usr/lib/apache2/modules/mod_fcgid.so\n\
+         FcgidIPCDir {ipc}/fcgid-ipc\nFcgidProcessTableFile {ipc}/fcgid-shm\n{}",
+        example.replace("/srv/mysite", &d),
+        ipc = dir.display()
+    );
+    let port = common::free_port();
+    let mut apache = Apache::start_conf(&conf, vec![port], dir);
+    let front_ends = [FrontEnd::new("Apache mod_fcgid", port, "/app")];
+    run_all(&front_ends, &|| apache.error_log());
+
+    // One wsgid master (FcgidMaxProcessesPerClass 1) and its two workers (the
+    // application's interpreter, not the wsgid binary).
+    let masters = staged_wsgids(&stage);
+    assert_eq!(masters.len(), 1, "one wsgid: {masters:?}");
+    let workers: BTreeSet<String> = masters
+        .iter()
+        .flat_map(|m| common::children(m.parse().unwrap_or(0)))
+        .collect();
+    assert_eq!(workers.len(), 2, "two workers: {workers:?}");
+    let pids: BTreeSet<String> = masters.union(&workers).cloned().collect();
+    let want = if common::is_root() {
+        nix::unistd::User::from_name(common::apache::USER)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.to_string())
+    } else {
+        Some(nix::unistd::geteuid().to_string())
+    };
+    for pid in &pids {
+        assert_eq!(
+            Some(uid_of(pid)),
+            want,
+            "process {pid} runs as Apache's user"
+        );
+    }
+    apache.stop();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let running = || {
+        pids.iter()
+            .filter(|p| alive(p))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    while !running().is_empty() {
+        assert!(
+            std::time::Instant::now() < end,
+            "still running 10 s after Apache stopped: {:?}",
+            running()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
