@@ -198,10 +198,9 @@ pub struct Nginx {
     child: Option<Child>,
     /// The loopback port it listens on.
     pub port: u16,
-    /// Its scratch directory (config, logs, pid file, temp paths).
+    /// Its scratch directory (config, logs, pid file, temp paths), removed after nginx
+    /// stops when the test passed.
     pub dir: PathBuf,
-    /// Whether `dir` is removed after nginx stops (when the test passed).
-    owns_dir: bool,
 }
 
 impl Nginx {
@@ -210,9 +209,7 @@ impl Nginx {
         let port = free_port();
         let dir = scratch("nginx").keep(); // removed on drop, when the test passed
         let conf = render(site, port, &dir);
-        let mut n = Nginx::start_conf(&conf, port, dir);
-        n.owns_dir = true;
-        n
+        Nginx::start_conf(&conf, port, dir)
     }
 
     /// Starts one nginx serving each site on a port of its own; returns it and the ports,
@@ -222,13 +219,12 @@ impl Nginx {
         let dir = scratch("nginx").keep(); // removed on drop, when the test passed
         let conf = render_many(&placed, &dir);
         let ports: Vec<u16> = placed.iter().map(|(_, p)| *p).collect();
-        let mut n = Nginx::start_conf(&conf, ports[0], dir);
-        n.owns_dir = true;
-        (n, ports)
+        (Nginx::start_conf(&conf, ports[0], dir), ports)
     }
 
     /// Starts nginx with a complete config (already rendered for `port` and `dir`) and
-    /// waits (up to 10 s) until `port` accepts connections.
+    /// waits (up to 10 s) until `port` accepts connections. `dir` is removed on drop, when
+    /// the test passed.
     pub fn start_conf(conf: &str, port: u16, dir: PathBuf) -> Nginx {
         std::fs::create_dir_all(dir.join("www")).expect("create nginx www dir");
         let conf_path = dir.join("nginx.conf");
@@ -259,7 +255,6 @@ impl Nginx {
             child: Some(child),
             port,
             dir,
-            owns_dir: false,
         };
         let end = Instant::now() + Duration::from_secs(10);
         loop {
@@ -321,7 +316,7 @@ impl Drop for Nginx {
             // SIGTERM is nginx's fast shutdown: the master stops its workers, then exits.
             super::stop_child(c);
         }
-        if self.owns_dir && !std::thread::panicking() {
+        if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
