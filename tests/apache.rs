@@ -21,13 +21,7 @@ use common::Daemon;
 /// with a virtual host per way of passing requests on. mod_proxy_scgi answers a chunked
 /// upload with 411 itself (SCGI needs the length up front): the matrix checks that.
 fn apache_matrix(mount: &str) {
-    let mut b = Daemon::builder("frontend_app").fastcgi().scgi();
-    if mount != "/" {
-        b = b.args(&["--mount", mount]);
-    }
-    let daemon = b.start();
-    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
-    let scgi = daemon.scgi.clone().expect("SCGI address");
+    let (daemon, fcgi, scgi) = common::matrix::backend(mount);
     let shapes = [
         ("Apache mod_proxy_fcgi ProxyPass", Shape::ProxyFcgi, &fcgi),
         (

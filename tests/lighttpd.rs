@@ -33,13 +33,7 @@ use common::Daemon;
 /// with lighttpd's default (the whole body read before the request goes on) and with
 /// `server.stream-request-body = 2`.
 fn lighttpd_matrix(mount: &str) {
-    let mut b = Daemon::builder("frontend_app").fastcgi().scgi();
-    if mount != "/" {
-        b = b.args(&["--mount", mount]);
-    }
-    let daemon = b.start();
-    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
-    let scgi = daemon.scgi.clone().expect("SCGI address");
+    let (daemon, fcgi, scgi) = common::matrix::backend(mount);
     let shapes = [
         (
             "lighttpd mod_fastcgi",

@@ -1054,13 +1054,7 @@ fn conf_d_nginx_example_serves_its_three_locations() {
 /// /app is `location /app`, so nginx forwards the bare mount and `/appx`, and wsgid's mount
 /// rule is what keeps `/appx` from the application.
 fn nginx_matrix(mount: &str) {
-    let mut b = Daemon::builder("frontend_app").fastcgi().scgi();
-    if mount != "/" {
-        b = b.args(&["--mount", mount]);
-    }
-    let daemon = b.start();
-    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
-    let scgi = daemon.scgi.clone().expect("SCGI address");
+    let (daemon, fcgi, scgi) = common::matrix::backend(mount);
     let sites = [
         ("nginx fastcgi_pass", Site::new(Pass::FastCgi, &fcgi, mount)),
         (

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use super::frontend::{pseudo_random, sha256_hex, Body, Client, Response};
+use super::Daemon;
 
 /// One front end in front of a wsgid serving fixtures/frontend_app.py.
 #[derive(Debug, Clone)]
@@ -49,6 +50,19 @@ impl FrontEnd {
     fn prefix(&self) -> &str {
         self.mount.trim_end_matches('/')
     }
+}
+
+/// The wsgid the matrix tests talk to through a front end: fixtures/frontend_app.py at
+/// `mount`, over FastCGI and SCGI on loopback ports; with those two addresses.
+pub fn backend(mount: &str) -> (Daemon, String, String) {
+    let mut b = Daemon::builder("frontend_app").fastcgi().scgi();
+    if mount != "/" {
+        b = b.args(&["--mount", mount]);
+    }
+    let daemon = b.start();
+    let fcgi = daemon.fcgi.clone().expect("FastCGI address");
+    let scgi = daemon.scgi.clone().expect("SCGI address");
+    (daemon, fcgi, scgi)
 }
 
 /// What the application must have seen, or that it must not have been reached at all.
