@@ -33,8 +33,28 @@ pub fn venv() -> PathBuf {
     }
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, below Linux's ephemeral range
+/// (32768-60999): a port the kernel hands out for an outgoing connection or a bind to port 0
+/// could be taken by the many connections the tests open before wsgid or a front end binds
+/// it. Each test process walks its own stretch of 20000-32767, skipping ports in use.
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 20000;
+    const SPAN: u32 = 12768;
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    let _ = NEXT.compare_exchange(
+        usize::MAX,
+        start as usize,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst) as u32 % SPAN;
+        let port = (FIRST + n) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
