@@ -746,6 +746,135 @@ fn url_scheme() {
     }
 }
 
+/// What each front end sends for a request that reached it over TLS on port 443 (and one
+/// on 8443), and over plain HTTP: the scheme comes from HTTPS or REQUEST_SCHEME, and
+/// SERVER_PORT and HTTP_HOST stay as the front end sent them (the TLS port, not the scheme
+/// default nor wsgid's own listener).
+#[test]
+fn url_scheme_behind_tls_terminating_front_ends() {
+    // (front end, its scheme params, SERVER_PORT, HTTP_HOST, expected scheme)
+    let cases: &[(&str, &[Pair], &[u8], &[u8], &str)] = &[
+        // nginx stock fastcgi_params/scgi_params: `HTTPS $https if_not_empty` (so absent
+        // on plain HTTP) and `REQUEST_SCHEME $scheme`; HTTP_HOST is `$host`, no port.
+        (
+            "nginx tls",
+            &[(b"REQUEST_SCHEME", b"https"), (b"HTTPS", b"on")],
+            b"443",
+            b"example.org",
+            "https",
+        ),
+        (
+            "nginx plain",
+            &[(b"REQUEST_SCHEME", b"http")],
+            b"80",
+            b"example.org",
+            "http",
+        ),
+        (
+            "nginx tls 8443",
+            &[(b"REQUEST_SCHEME", b"https"), (b"HTTPS", b"on")],
+            b"8443",
+            b"example.org",
+            "https",
+        ),
+        // Apache mod_proxy_fcgi / mod_proxy_scgi / mod_fcgid with mod_ssl: HTTPS=on from
+        // mod_ssl, REQUEST_SCHEME from the core; the Host header as the client sent it.
+        (
+            "apache tls",
+            &[(b"HTTPS", b"on"), (b"REQUEST_SCHEME", b"https")],
+            b"443",
+            b"example.org",
+            "https",
+        ),
+        (
+            "apache tls 8443",
+            &[(b"HTTPS", b"on"), (b"REQUEST_SCHEME", b"https")],
+            b"8443",
+            b"example.org:8443",
+            "https",
+        ),
+        (
+            "apache plain",
+            &[(b"REQUEST_SCHEME", b"http")],
+            b"80",
+            b"example.org",
+            "http",
+        ),
+        // `SetEnvIf X-Forwarded-Proto https HTTPS=on` behind a balancer, or a server that
+        // sends "1" or "ON".
+        (
+            "apache setenvif",
+            &[(b"HTTPS", b"on")],
+            b"80",
+            b"example.org",
+            "https",
+        ),
+        (
+            "HTTPS=1",
+            &[(b"HTTPS", b"1")],
+            b"443",
+            b"example.org",
+            "https",
+        ),
+        (
+            "HTTPS=On",
+            &[(b"HTTPS", b"On")],
+            b"443",
+            b"example.org",
+            "https",
+        ),
+        // lighttpd: HTTPS=on and REQUEST_SCHEME=https over TLS, REQUEST_SCHEME=http else.
+        (
+            "lighttpd tls",
+            &[(b"REQUEST_SCHEME", b"https"), (b"HTTPS", b"on")],
+            b"443",
+            b"example.org",
+            "https",
+        ),
+        (
+            "lighttpd plain",
+            &[(b"REQUEST_SCHEME", b"http")],
+            b"80",
+            b"example.org",
+            "http",
+        ),
+        // Forced in the front end's config with a plain-HTTP $scheme: HTTPS wins.
+        (
+            "forced HTTPS",
+            &[(b"REQUEST_SCHEME", b"http"), (b"HTTPS", b"on")],
+            b"80",
+            b"example.org",
+            "https",
+        ),
+        (
+            "HTTPS=off",
+            &[(b"REQUEST_SCHEME", b"http"), (b"HTTPS", b"off")],
+            b"80",
+            b"example.org",
+            "http",
+        ),
+    ];
+    for (front_end, scheme_params, port, host, scheme) in cases {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SERVER_NAME", b"example.org"),
+            (b"SERVER_PORT", port),
+            (b"HTTP_HOST", host),
+        ];
+        pairs.extend_from_slice(scheme_params);
+        let params = params_of(&pairs);
+        let env = build(&params, "", &local()).unwrap();
+        assert_eq!(env.url_scheme, *scheme, "{front_end}");
+        assert_eq!(var(&env, "SERVER_PORT"), Some(*port), "{front_end}");
+        assert_eq!(var(&env, "HTTP_HOST"), Some(*host), "{front_end}");
+        assert_eq!(
+            var(&env, "SERVER_NAME"),
+            Some(&b"example.org"[..]),
+            "{front_end}"
+        );
+    }
+}
+
 #[test]
 fn latin1_bytes_pass_through_untouched() {
     let high: Vec<u8> = (0x80..=0xffu8).collect();

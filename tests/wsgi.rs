@@ -101,6 +101,92 @@ fn url_scheme_is_https_when_https_is_on() {
     assert_eq!(scgi_tls["wsgi"]["url_scheme"], "https");
 }
 
+/// What nginx, Apache (mod_ssl) and lighttpd send for a request they took over TLS:
+/// wsgi.url_scheme is https, SERVER_PORT and HTTP_HOST stay theirs, so the URL the app
+/// rebuilds (wsgiref.util.request_uri) is the one the client asked for. Over both
+/// protocols.
+#[test]
+fn tls_terminated_at_the_front_end_gives_https_urls() {
+    let d = start();
+    let tls = |req: Request| {
+        req.set("SERVER_NAME", "example.test")
+            .set("SERVER_PORT", "443")
+            .set("HTTP_HOST", "example.test")
+    };
+    let cases = [
+        // nginx: `HTTPS $https if_not_empty` and `REQUEST_SCHEME $scheme`.
+        (
+            "nginx",
+            tls(Request::get("/environ/x?q=1"))
+                .set("REQUEST_SCHEME", "https")
+                .set("HTTPS", "on"),
+            "https://example.test/environ/x?q=1",
+        ),
+        // Apache with mod_ssl: HTTPS=on, REQUEST_SCHEME from the core; a non-default
+        // port in the Host header as the client sent it.
+        (
+            "apache",
+            tls(Request::get("/environ/x"))
+                .set("REQUEST_SCHEME", "https")
+                .set("HTTPS", "on")
+                .set("SERVER_PORT", "8443")
+                .set("HTTP_HOST", "example.test:8443"),
+            "https://example.test:8443/environ/x",
+        ),
+        // Only one of the two, in either spelling.
+        (
+            "HTTPS only",
+            tls(Request::get("/environ/x"))
+                .remove("REQUEST_SCHEME")
+                .set("HTTPS", "ON"),
+            "https://example.test/environ/x",
+        ),
+        (
+            "REQUEST_SCHEME only",
+            tls(Request::get("/environ/x")).set("REQUEST_SCHEME", "https"),
+            "https://example.test/environ/x",
+        ),
+        // Without Host, the URL is built from SERVER_NAME and SERVER_PORT.
+        (
+            "no Host",
+            tls(Request::get("/environ/x"))
+                .set("REQUEST_SCHEME", "https")
+                .set("HTTPS", "on")
+                .remove("HTTP_HOST"),
+            "https://example.test/environ/x",
+        ),
+        (
+            "plain",
+            Request::get("/environ/x").set("SERVER_PORT", "80"),
+            "http://example.test/environ/x",
+        ),
+    ];
+    for (front_end, req, url) in cases {
+        for (proto, env) in [
+            ("fastcgi", environ(&d, &req)),
+            ("scgi", scgi::request(sa(&d), &req).json()),
+        ] {
+            assert_eq!(env["url"], url, "{front_end} over {proto}");
+            let scheme = url.split(':').next().unwrap_or_default();
+            assert_eq!(
+                env["wsgi"]["url_scheme"], scheme,
+                "{front_end} over {proto}"
+            );
+            let sent_port = req
+                .params
+                .iter()
+                .find(|(n, _)| n == b"SERVER_PORT")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(
+                env["cgi"]["SERVER_PORT"].as_str(),
+                sent_port.as_deref(),
+                "{front_end} over {proto}"
+            );
+        }
+    }
+    assert_validator_quiet(&d.log());
+}
+
 #[test]
 fn multithread_and_multiprocess_follow_threads_and_processes() {
     for (threads, processes, mt, mp) in [("1", "1", false, false), ("4", "2", true, true)] {
