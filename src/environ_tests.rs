@@ -746,14 +746,16 @@ fn url_scheme() {
     }
 }
 
+/// (front end, its scheme params, SERVER_PORT, HTTP_HOST, expected scheme)
+type TlsCase<'a> = (&'a str, &'a [Pair<'a>], &'a [u8], &'a [u8], &'a str);
+
 /// What each front end sends for a request that reached it over TLS on port 443 (and one
 /// on 8443), and over plain HTTP: the scheme comes from HTTPS or REQUEST_SCHEME, and
 /// SERVER_PORT and HTTP_HOST stay as the front end sent them (the TLS port, not the scheme
 /// default nor wsgid's own listener).
 #[test]
 fn url_scheme_behind_tls_terminating_front_ends() {
-    // (front end, its scheme params, SERVER_PORT, HTTP_HOST, expected scheme)
-    let cases: &[(&str, &[Pair], &[u8], &[u8], &str)] = &[
+    let cases: &[TlsCase] = &[
         // nginx stock fastcgi_params/scgi_params: `HTTPS $https if_not_empty` (so absent
         // on plain HTTP) and `REQUEST_SCHEME $scheme`; HTTP_HOST is `$host`, no port.
         (
