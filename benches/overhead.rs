@@ -22,7 +22,7 @@ use wsgid::protocol::fastcgi::client::{encode_begin_request, encode_params, enco
 use wsgid::protocol::fastcgi::{
     encode_end_request, encode_stdout, Capabilities, Connection, Event, ProtocolStatus, RESPONDER,
 };
-use wsgid::protocol::{Limits, Params};
+use wsgid::protocol::{Limits, Outcome, Params};
 
 thread_local! {
     /// The environ's variable list, kept from one request to the next as the worker does.
@@ -101,7 +101,7 @@ fn request(conn: &mut Connection, req: &[u8], local: &Local, out: &mut Vec<u8>) 
     };
     out.clear();
     encode(out);
-    conn.finish(ID);
+    conn.end(ID, Outcome::Complete);
     black_box(vars);
     out.len()
 }
@@ -130,7 +130,7 @@ fn benches(c: &mut Criterion) {
         let mut conn = connection();
         b.iter(|| {
             let p = decode(&mut conn, black_box(&req));
-            conn.finish(ID);
+            conn.end(ID, Outcome::Complete);
             p
         })
     });

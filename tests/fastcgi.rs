@@ -68,7 +68,7 @@ fn end_request_reports_request_complete_and_app_status_0() {
 fn unknown_roles_get_end_request_unknown_role() {
     let d = start();
     let mut c = Client::connect(addr(&d));
-    for (id, role) in [(2u16, AUTHORIZER), (3, FILTER), (4, 0), (5, 0xffff)] {
+    for (id, role) in [(3u16, FILTER), (4, 0), (5, 0xffff)] {
         c.send(&begin_request(id, role, KEEP_CONN));
         // A front end that goes on sending the request anyway: ignored (§3.3, inactive id).
         c.send(&stream(
@@ -757,7 +757,7 @@ fn refused_role_without_keep_conn_closes_the_connection() {
     // responding to the request, and END_REQUEST{FCGI_UNKNOWN_ROLE} is the response.
     let d = start();
     let mut c = Client::connect(addr(&d));
-    c.send(&begin_request(1, AUTHORIZER, 0));
+    c.send(&begin_request(1, FILTER, 0));
     let got = c.expect_closed(20);
     assert_eq!(got, vec![end_request_bytes(1, 0, UNKNOWN_ROLE)]);
 }

@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
+    /// The callable that answers FastCGI AUTHORIZER requests, in the same forms as APP
+    /// [default: APP itself]
+    #[arg(long, value_name = "APP")]
+    pub authorizer: Option<String>,
+
     /// The application's name, in logs, process titles and `wsgid status` [default: none]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,

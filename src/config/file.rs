@@ -22,6 +22,7 @@ use super::values::{
 pub struct FileConfig {
     pub name: Option<String>,
     pub app: Option<String>,
+    pub authorizer: Option<String>,
     /// `PROTOCOL:ADDR` strings (`fastcgi:127.0.0.1:9000`, `scgi:unix:/run/x.sock`).
     pub listen: Option<Vec<String>>,
     pub fastcgi: Option<OneOrMany>,
@@ -76,9 +77,10 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 46] = [
+pub const KEYS: [&str; 47] = [
     "name",
     "app",
+    "authorizer",
     "listen",
     "fastcgi",
     "scgi",
@@ -175,6 +177,7 @@ impl FileConfig {
         match key {
             "name" => self.name = Some(string(value)?),
             "app" => self.app = Some(string(value)?),
+            "authorizer" => self.authorizer = Some(string(value)?),
             "listen" => self.listen = Some(listen_list(value)?),
             "fastcgi" => self.fastcgi = Some(addresses(value)?),
             "scgi" => self.scgi = Some(addresses(value)?),

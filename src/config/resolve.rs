@@ -108,7 +108,14 @@ pub struct Config {
 
 /// Options that describe one application: with `[[app]]` tables in the file they belong
 /// there.
-const PER_APP_OPTIONS: [&str; 5] = ["APP", "--name", "--listen", "--fastcgi", "--scgi"];
+const PER_APP_OPTIONS: [&str; 6] = [
+    "APP",
+    "--authorizer",
+    "--name",
+    "--listen",
+    "--fastcgi",
+    "--scgi",
+];
 
 /// Loads `--config` if given (with what it includes), then merges the command line over
 /// each application it declares (see `merge`), and checks the applications against each
@@ -140,6 +147,7 @@ pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Config, ConfigError> {
     } else {
         let given: Vec<&str> = [
             cli.app.is_some(),
+            cli.authorizer.is_some(),
             cli.name.is_some(),
             !cli.listen.is_empty(),
             !cli.fastcgi.is_empty(),
@@ -159,6 +167,7 @@ pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Config, ConfigError> {
         // Reported above; each app keeps its own.
         let cli = &Cli {
             app: None,
+            authorizer: None,
             name: None,
             listen: Vec::new(),
             fastcgi: Vec::new(),
@@ -537,6 +546,11 @@ pub fn merge_app(
             MAX_BUFFER,
         ))
         .unwrap_or(DEFAULT_OUTPUT_BUFFER);
+    let authorizer = m
+        .pick("authorizer", cli.authorizer.clone(), f.authorizer.clone())
+        .and_then(|a| {
+            problems.take(resolve_app(&a.value, m.base(a.from_cli)).map_err(|e| a.err(e)))
+        });
     let input_buffer = problems
         .take(size(
             m.pick(
@@ -563,6 +577,7 @@ pub fn merge_app(
     Ok(Settings {
         name,
         app,
+        authorizer,
         listen,
         processes,
         threads,

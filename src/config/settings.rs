@@ -61,6 +61,8 @@ pub struct Settings {
     pub name: String,
     /// `module:callable`, `path.py`, or `path.py:callable`.
     pub app: String,
+    /// What answers FastCGI AUTHORIZER requests, in the same form as `app`; None: `app`.
+    pub authorizer: Option<String>,
     pub listen: Vec<Listen>,
     pub processes: usize,
     pub threads: usize,

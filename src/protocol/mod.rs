@@ -3,12 +3,15 @@
 //! Nothing here touches a socket, a clock or Python. The worker's I/O loop feeds received
 //! bytes into a codec, takes decoded events out, and writes the bytes the codec (or the
 //! `encode_*` helpers) produce. This keeps the codecs small, deterministic, property-tested
-//! and fuzzed (see `fuzz/`).
+//! and fuzzed (see `fuzz/`). The codecs also own the request lifecycle (`lifecycle`):
+//! whether a connection stays open after a request, how an aborted or broken one ends.
 
 pub mod fastcgi;
+pub mod lifecycle;
 pub mod params;
 pub mod scgi;
 
+pub use lifecycle::{Next, Outcome, Role};
 pub use params::Params;
 
 /// Explicit limits applied while decoding a request. Every limit is documented in

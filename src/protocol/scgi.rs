@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 
+use super::lifecycle::{Next, Outcome};
 use super::{parse_decimal, LimitKind, Limits, Params};
 
 /// A netstring length longer than this many digits is refused as malformed, whatever the
@@ -162,6 +163,18 @@ impl Connection {
             }
         };
         Err(self.fail(err))
+    }
+
+    /// The application side is done with the connection's request. SCGI carries one
+    /// request per connection (SCGI §2), so the connection always closes after it: with a
+    /// lingering close when the response is whole, at once when it broke off (SCGI has no
+    /// end-of-response marker, so only a cut connection tells the front end it is
+    /// incomplete).
+    pub fn end(&mut self, outcome: Outcome) -> Next {
+        match outcome {
+            Outcome::Complete => Next::Close,
+            Outcome::Broken => Next::CloseHard,
+        }
     }
 
     /// True once nothing at all has been received.

@@ -610,3 +610,12 @@ proptest! {
         let _ = conn.receive_eof();
     }
 }
+
+#[test]
+fn every_request_ends_its_connection() {
+    // SCGI §2: one request per connection, so the connection closes after it; a broken
+    // response is cut off at once, the only way SCGI can tell it is incomplete.
+    let mut c = Connection::new(Limits::default());
+    assert_eq!(c.end(Outcome::Complete), Next::Close);
+    assert_eq!(c.end(Outcome::Broken), Next::CloseHard);
+}

@@ -1,6 +1,7 @@
 //! Loading the WSGI application (`module:callable`, or a `.py`/`.wsgi` file whose
-//! `application` — or `path.py:name` — is served) and the per-request entry point the
-//! Python threads call.
+//! `application` — or `path.py:name` — is served), and the callable that answers FastCGI
+//! AUTHORIZER requests when it is another one, and the per-request entry point the Python
+//! threads call.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -12,6 +13,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::environ::{environ_dict, Keys};
 use super::respond::Responder;
 use crate::config::Settings;
+use crate::protocol::Role;
 use crate::worker::exchange::{Exchange, Job};
 
 thread_local! {
@@ -21,6 +23,8 @@ thread_local! {
 
 pub struct App {
     pub(super) callable: Py<PyAny>,
+    /// What answers AUTHORIZER requests when it is not `callable` (`authorizer`).
+    authorizer: Option<Py<PyAny>>,
     /// The environ keys that are the same for every request.
     pub(super) template: Py<PyDict>,
     pub(super) keys: Keys,
@@ -35,13 +39,20 @@ impl App {
     /// Imports the app. Err carries a message with the Python traceback.
     pub fn load(settings: &Settings) -> Result<App, String> {
         Python::attach(|py| {
-            let callable = import_app(py, &settings.app)?;
-            if !callable.is_callable() {
-                return Err(format!("{:?} is not callable", settings.app));
-            }
+            let load = |spec: &str| {
+                let callable = import_app(py, spec)?;
+                if callable.is_callable() {
+                    Ok(callable.unbind())
+                } else {
+                    Err(format!("{spec:?} is not callable"))
+                }
+            };
+            let callable = load(&settings.app)?;
+            let authorizer = settings.authorizer.as_deref().map(load).transpose()?;
             let template = make_template(py, settings).map_err(|e| format_exception(py, &e))?;
             Ok(App {
-                callable: callable.unbind(),
+                callable,
+                authorizer,
                 template: template.unbind(),
                 keys: Keys::new(py),
                 mount: settings.mount.clone(),
@@ -69,7 +80,13 @@ impl App {
             return;
         }
         let spare = SPARE_VARS.take();
-        let env = match crate::environ::build_with(exchange.params(), &self.mount, &local, spare) {
+        // FastCGI §6.3: an authorizer is asked about URLs that need not be the app's, and
+        // is sent no SCRIPT_NAME or PATH_INFO: the whole path is its PATH_INFO.
+        let mount = match exchange.role() {
+            Role::Responder => self.mount.as_str(),
+            Role::Authorizer => "",
+        };
+        let env = match crate::environ::build_with(exchange.params(), mount, &local, spare) {
             Ok(env) => env,
             Err(reject) => {
                 let (status, text) = match reject {
@@ -115,6 +132,14 @@ impl App {
         SPARE_VARS.set(env.into_spare());
     }
 
+    /// The callable that answers requests of `role`.
+    pub(super) fn callable_for(&self, role: Role) -> &Py<PyAny> {
+        match (role, &self.authorizer) {
+            (Role::Authorizer, Some(authorizer)) => authorizer,
+            _ => &self.callable,
+        }
+    }
+
     /// Calls the app with the request's environ and sends its response.
     fn call(&self, py: Python<'_>, exchange: &Arc<Exchange>, env: &crate::environ::Environ<'_>) {
         let responder = match Bound::new(py, Responder::new(exchange.clone())) {
@@ -157,6 +182,8 @@ fn make_template<'py>(py: Python<'py>, s: &Settings) -> PyResult<Bound<'py, PyDi
     d.set_item("wsgi.multiprocess", s.processes > 1)?;
     d.set_item("wsgi.run_once", false)?;
     d.set_item("wsgi.input_terminated", true)?;
+    // Changed for the requests of another role (`environ_dict`).
+    d.set_item("wsgid.role", Role::Responder.as_str())?;
     d.set_item(
         "wsgi.file_wrapper",
         py.get_type::<super::file_wrapper::FileWrapper>(),

@@ -18,6 +18,7 @@ use super::input::Input;
 use super::latin1;
 use super::App;
 use crate::environ::Environ;
+use crate::protocol::Role;
 use crate::worker::exchange::Exchange;
 
 /// Interned keys and values every request uses.
@@ -27,6 +28,8 @@ pub struct Keys {
     url_scheme: Py<PyString>,
     http: Py<PyString>,
     https: Py<PyString>,
+    role: Py<PyString>,
+    authorizer: Py<PyString>,
 }
 
 impl Keys {
@@ -37,6 +40,8 @@ impl Keys {
             url_scheme: PyString::intern(py, "wsgi.url_scheme").unbind(),
             http: PyString::intern(py, "http").unbind(),
             https: PyString::intern(py, "https").unbind(),
+            role: PyString::intern(py, "wsgid.role").unbind(),
+            authorizer: PyString::intern(py, Role::Authorizer.as_str()).unbind(),
         }
     }
 }
@@ -114,6 +119,10 @@ pub fn environ_dict<'py>(
         &k.http
     };
     d.set_item(k.url_scheme.bind(py), scheme.bind(py))?;
+    // The template says "responder".
+    if ex.role() == Role::Authorizer {
+        d.set_item(k.role.bind(py), k.authorizer.bind(py))?;
+    }
     let errors = Bound::new(py, Errors::new(ex.clone()))?;
     d.set_item(k.errors.bind(py), &errors)?;
     d.set_item(

@@ -46,7 +46,8 @@ impl App {
             Ok(s) => s,
             Err(e) => return self.failed(py, responder, Failure::App(e)),
         };
-        let result = match self.callable.bind(py).call1((environ, start_response)) {
+        let callable = self.callable_for(responder.borrow().ex.role());
+        let result = match callable.bind(py).call1((environ, start_response)) {
             Ok(r) => r,
             Err(e) => return self.failed(py, responder, Failure::App(e)),
         };

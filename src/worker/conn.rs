@@ -15,7 +15,7 @@ use super::stream::Stream;
 use super::Shared;
 use crate::environ::Local;
 use crate::protocol::fastcgi::{self, ProtocolStatus};
-use crate::protocol::{scgi, Params};
+use crate::protocol::{scgi, Next, Outcome, Params, Role};
 
 /// How long a closing connection keeps reading (and discarding) what the front end still
 /// sends after the response, before closing anyway.
@@ -29,7 +29,6 @@ pub enum Codec {
 pub struct Req {
     pub id: u16,
     pub ex: Arc<Exchange>,
-    pub keep_conn: bool,
 }
 
 /// What the loop should do with the connection after a call.
@@ -253,6 +252,11 @@ impl Conn {
                     if c.has_output() {
                         c.take_output(&mut self.wbuf);
                     }
+                    // A refusal or an abort the codec answered itself ended a request
+                    // without FCGI_KEEP_CONN.
+                    if c.wants_close() {
+                        self.close_after_flush = true;
+                    }
                 }
             }
             Codec::Scgi(c) => {
@@ -310,11 +314,9 @@ impl Conn {
     fn on_fastcgi(&mut self, sh: &mut Shared, ev: fastcgi::Event) {
         use fastcgi::Event as E;
         match ev {
-            E::Request {
-                id,
-                keep_conn,
-                params,
-            } => self.dispatch(sh, id, keep_conn, params, Framing::Fastcgi { id }),
+            E::Request { id, role, params } => {
+                self.dispatch(sh, id, role, params, Framing::Fastcgi { id })
+            }
             E::Stdin { id, data } => {
                 if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
                     if r.ex.push_input(data) {
@@ -328,25 +330,13 @@ impl Conn {
                 }
             }
             E::Abort { id } => {
+                // A request the worker answered itself (a rejection) is already over.
                 if let Some(r) = self.reqs.iter().find(|r| r.id == id) {
                     debug!(id, "FCGI_ABORT_REQUEST");
                     r.ex.abort(Abort::Requested);
-                } else if let Codec::Fastcgi(c) = &mut self.codec {
-                    // Aborted before the params were complete: nothing was started.
-                    fastcgi::encode_end_request(
-                        id,
-                        0,
-                        ProtocolStatus::RequestComplete,
-                        &mut self.wbuf,
-                    );
-                    c.finish(id);
                 }
             }
-            E::Refused {
-                id,
-                status,
-                keep_conn,
-            } => {
+            E::Refused { id, status } => {
                 // Once per connection at warn: a front end can send such records by the
                 // thousand, 16 bytes each.
                 if status == ProtocolStatus::Overloaded && !self.overload_logged {
@@ -361,15 +351,8 @@ impl Conn {
                 } else {
                     debug!(id, ?status, "FCGI_BEGIN_REQUEST refused");
                 }
-                if !keep_conn {
-                    self.close_after_flush = true;
-                }
             }
-            E::Rejected {
-                id,
-                limit,
-                keep_conn,
-            } => {
+            E::Rejected { id, limit } => {
                 warn!(
                     limit = limit.key(),
                     id,
@@ -381,12 +364,7 @@ impl Conn {
                 } else {
                     let framing = Framing::Fastcgi { id };
                     framing.simple_response(limit.status(), limit.status(), &mut self.wbuf);
-                    if let Codec::Fastcgi(c) = &mut self.codec {
-                        c.finish(id);
-                    }
-                    if !keep_conn {
-                        self.close_after_flush = true;
-                    }
+                    self.end_request(id, Outcome::Complete);
                 }
             }
         }
@@ -396,7 +374,7 @@ impl Conn {
         match ev {
             scgi::Event::Request { params, .. } => {
                 self.scgi_dispatched = true;
-                self.dispatch(sh, 0, false, params, Framing::Scgi);
+                self.dispatch(sh, 0, Role::Responder, params, Framing::Scgi);
             }
             scgi::Event::Body(data) => {
                 if let Some(r) = self.reqs.first() {
@@ -415,14 +393,7 @@ impl Conn {
 
     /// Hands a decoded request to a Python thread, or answers it here when the worker
     /// cannot take it.
-    fn dispatch(
-        &mut self,
-        sh: &mut Shared,
-        id: u16,
-        keep_conn: bool,
-        params: Params,
-        framing: Framing,
-    ) {
+    fn dispatch(&mut self, sh: &mut Shared, id: u16, role: Role, params: Params, framing: Framing) {
         // While stopping, a request that arrives on a connection already held is served
         // (the connection then closes): when the worker is being replaced, refusing it
         // would fail a request its successor was there to take.
@@ -435,7 +406,7 @@ impl Conn {
         if let Some(why) = refuse {
             warn!(id, "request refused: {why}");
             framing.simple_response("503 Service Unavailable", why, &mut self.wbuf);
-            self.request_done(id, keep_conn);
+            self.end_request(id, Outcome::Complete);
             return;
         }
         let ex = Exchange::new(
@@ -445,6 +416,7 @@ impl Conn {
             sh.output_buffer,
             Received {
                 params,
+                role,
                 framing,
                 // The read that completed the params: no clock read of its own.
                 at: self.last_read,
@@ -463,21 +435,27 @@ impl Conn {
         // `max_in_flight` above bounds this queue.
         sh.ready.push(job);
         sh.count_taken();
-        self.reqs.push(Req { id, ex, keep_conn });
+        self.reqs.push(Req { id, ex });
     }
 
-    /// A request on this connection is over (its final bytes are in `wbuf`).
-    fn request_done(&mut self, id: u16, keep_conn: bool) {
-        match &mut self.codec {
+    /// A request on this connection is over (the output it got is in `wbuf`): the codec
+    /// says what that means for the connection (`crate::protocol::lifecycle`).
+    fn end_request(&mut self, id: u16, outcome: Outcome) {
+        let next = match &mut self.codec {
             Codec::Fastcgi(c) => {
-                c.finish(id);
-                // FastCGI §5.1: without FCGI_KEEP_CONN the application closes the connection
-                // after responding.
-                if !keep_conn {
-                    self.close_after_flush = true;
-                }
+                let next = c.end(id, outcome);
+                c.take_output(&mut self.wbuf);
+                next
             }
-            Codec::Scgi(_) => self.close_after_flush = true,
+            Codec::Scgi(c) => c.end(outcome),
+        };
+        match next {
+            Next::Keep => {}
+            Next::Close => self.close_after_flush = true,
+            Next::CloseHard => {
+                self.close_after_flush = true;
+                self.close_hard = true;
+            }
         }
     }
 
@@ -503,7 +481,7 @@ impl Conn {
         }
         let Some((ending, left)) = ended else { return };
         sh.spare_buffers.recycle(left);
-        let req = self.reqs.swap_remove(pos);
+        self.reqs.swap_remove(pos);
         // The finished request may have held reads paused (its body buffer was full and
         // the app answered without reading it): whatever still arrives is discarded now.
         if self.read_paused && !self.reqs.iter().any(|r| r.ex.input_paused()) {
@@ -511,24 +489,13 @@ impl Conn {
             self.resume_read = true;
         }
         self.last_active = Instant::now();
-        match ending {
-            Ending::Complete => self.request_done(id, req.keep_conn),
-            Ending::Broken => {
-                if matches!(self.codec, Codec::Fastcgi(_)) && !self.reqs.is_empty() {
-                    // Other requests share this connection: end only this one, as an error.
-                    fastcgi::encode_end_request(
-                        id,
-                        1,
-                        ProtocolStatus::RequestComplete,
-                        &mut self.wbuf,
-                    );
-                    self.request_done(id, req.keep_conn);
-                } else {
-                    self.close_after_flush = true;
-                    self.close_hard = true;
-                }
-            }
-        }
+        self.end_request(
+            id,
+            match ending {
+                Ending::Complete => Outcome::Complete,
+                Ending::Broken => Outcome::Broken,
+            },
+        );
     }
 
     /// Writes what is buffered. Err = the connection is dead.

@@ -23,7 +23,7 @@ use std::time::Instant;
 use super::framing::Framing;
 use super::notify::Notifier;
 use crate::environ::Local;
-use crate::protocol::Params;
+use crate::protocol::{Params, Role};
 
 /// One request, ready to run.
 pub struct Job {
@@ -135,6 +135,8 @@ pub struct Exchange {
     content_length: Option<u64>,
     /// The request's params, as decoded (the environ borrows from them).
     params: Params,
+    /// What the front end asks of the app (FastCGI §6).
+    role: Role,
     framing: Framing,
     /// When the read that completed the params happened: what `request_timeout` counts
     /// from.
@@ -152,6 +154,7 @@ pub struct Exchange {
 /// A request as the reactor decoded it.
 pub struct Received {
     pub params: Params,
+    pub role: Role,
     pub framing: Framing,
     /// When the read that completed the params happened.
     pub at: Instant,
@@ -175,14 +178,19 @@ impl Exchange {
     ) -> Arc<Exchange> {
         let Received {
             params,
+            role,
             framing,
             at: started,
         } = request;
         // The body is complete once CONTENT_LENGTH bytes arrived, even if a front end never
         // sends the empty FCGI_STDIN (an unparseable length is the environ's 400, later).
-        let content_length = params
-            .get(b"CONTENT_LENGTH")
-            .and_then(crate::protocol::parse_decimal);
+        // An Authorizer request has no body whatever length it names (FastCGI §6.3).
+        let content_length = match role {
+            Role::Responder => params
+                .get(b"CONTENT_LENGTH")
+                .and_then(crate::protocol::parse_decimal),
+            Role::Authorizer => None,
+        };
         Arc::new(Exchange {
             conn,
             state: Mutex::new(State {
@@ -194,6 +202,7 @@ impl Exchange {
             output_limit: output_limit.max(1),
             content_length,
             params,
+            role,
             framing,
             started,
             runner: AtomicU64::new(0),
@@ -207,6 +216,10 @@ impl Exchange {
 
     pub fn framing(&self) -> Framing {
         self.framing
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// FastCGI request id (0 for SCGI).

@@ -19,13 +19,17 @@ impl Framing {
         }
     }
 
-    /// Appends the CGI header block, when it is still owed, then body bytes: each framed
-    /// on its own, so the body is never copied just to put the headers in front of it.
+    /// Appends the CGI header block, when it is still owed, then body bytes, straight into
+    /// `out` (FastCGI: in the same records, so a short response is one STDOUT record).
     pub fn head_and_body(self, head: Option<&[u8]>, body: &[u8], out: &mut Vec<u8>) {
-        if let Some(h) = head {
-            self.body(h, out);
+        match (self, head) {
+            (Framing::Fastcgi { id }, Some(h)) => fastcgi::encode_stdout_parts(id, h, body, out),
+            (_, Some(h)) => {
+                self.body(h, out);
+                self.body(body, out);
+            }
+            (_, None) => self.body(body, out),
         }
-        self.body(body, out);
     }
 
     /// Appends what ends the response (FastCGI: empty STDOUT + END_REQUEST; SCGI: nothing,
@@ -42,10 +46,7 @@ impl Framing {
             "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
             text.len()
         );
-        let mut whole = Vec::with_capacity(head.len() + text.len());
-        whole.extend_from_slice(head.as_bytes());
-        whole.extend_from_slice(text.as_bytes());
-        self.body(&whole, out);
+        self.head_and_body(Some(head.as_bytes()), text.as_bytes(), out);
         self.end(0, out);
     }
 }

@@ -6,51 +6,48 @@
 //! as they arrive (a pair may be split anywhere, even inside its length fields), so limits
 //! are enforced on each declared length before its bytes are buffered. Management records
 //! and refused BEGIN_REQUESTs are answered by the codec itself (see [`Connection::receive`]).
+//!
+//! The codec also owns each request's lifecycle (`crate::protocol::lifecycle`): the
+//! application side tells it how a request ended ([`Connection::end`]) and is told whether
+//! the connection stays open, so FCGI_KEEP_CONN, aborts before the params are complete and
+//! the END_REQUEST of a broken response are decided here.
 
 use std::collections::VecDeque;
 use std::mem;
 
 use super::{
     encode_end_record, encode_header, write_name_value, Capabilities, Header, PairHeader, Pairs,
-    ProtocolError, ProtocolStatus, ABORT_REQUEST, BEGIN_REQUEST, DATA, END_REQUEST, GET_VALUES,
-    GET_VALUES_RESULT, HEADER_LEN, KEEP_CONN, MAX_CONNS_NAME, MAX_CONTENT, MAX_REQS_NAME,
-    MPXS_CONNS_NAME, NULL_REQUEST_ID, PARAMS, RESPONDER, STDERR, STDIN, STDOUT, UNKNOWN_TYPE,
-    VERSION_1,
+    ProtocolError, ProtocolStatus, ABORT_REQUEST, AUTHORIZER, BEGIN_REQUEST, DATA, END_REQUEST,
+    GET_VALUES, GET_VALUES_RESULT, HEADER_LEN, KEEP_CONN, MAX_CONNS_NAME, MAX_CONTENT,
+    MAX_REQS_NAME, MPXS_CONNS_NAME, NULL_REQUEST_ID, PARAMS, RESPONDER, STDERR, STDIN, STDOUT,
+    UNKNOWN_TYPE, VERSION_1,
 };
+use crate::protocol::lifecycle::{Next, Outcome, Role};
 use crate::protocol::{parse_decimal_saturating, LimitKind, Limits, Params};
 
 /// What the decoder found, in arrival order.
 #[derive(Debug, PartialEq)]
 pub enum Event {
-    /// PARAMS stream of a Responder request is complete (empty PARAMS record seen).
-    Request {
-        id: u16,
-        keep_conn: bool,
-        params: Params,
-    },
+    /// The PARAMS stream of a request is complete (empty PARAMS record seen). An
+    /// Authorizer request has no body (FastCGI §6.3): its `StdinEnd` follows at once, and
+    /// whatever FCGI_STDIN the front end sends for it is ignored.
+    Request { id: u16, role: Role, params: Params },
     /// Content of one non-empty FCGI_STDIN record of an active request.
     Stdin { id: u16, data: Vec<u8> },
     /// The empty FCGI_STDIN record: end of the body.
     StdinEnd { id: u16 },
-    /// FCGI_ABORT_REQUEST for an active request (also sent for a request already
-    /// `Rejected` but not yet finished).
+    /// FCGI_ABORT_REQUEST for a request already handed on (`Request` or `Rejected`
+    /// emitted) and not yet ended. One aborted while its params were still arriving never
+    /// began: the codec ends it itself, with no event (FastCGI §5.4).
     Abort { id: u16 },
     /// The request broke a limit; from now on the codec silently discards its PARAMS/STDIN.
-    /// The caller answers (e.g. a 4xx on STDOUT) and then encodes END_REQUEST and calls
-    /// finish(id).
-    Rejected {
-        id: u16,
-        limit: LimitKind,
-        keep_conn: bool,
-    },
+    /// The caller answers (e.g. a 4xx on STDOUT, END_REQUEST included) and then calls
+    /// [`Connection::end`].
+    Rejected { id: u16, limit: LimitKind },
     /// A BEGIN_REQUEST was refused by the codec itself (unknown role, no multiplexing,
-    /// overloaded) and its END_REQUEST is queued in the codec's output. Without
-    /// `keep_conn` the caller closes the connection once that is written (FastCGI §5.1).
-    Refused {
-        id: u16,
-        status: ProtocolStatus,
-        keep_conn: bool,
-    },
+    /// overloaded) and its END_REQUEST is queued in the codec's output; told for the log.
+    /// Without FCGI_KEEP_CONN the connection then closes ([`Connection::wants_close`]).
+    Refused { id: u16, status: ProtocolStatus },
 }
 
 /// Where the decoder is inside the byte stream.
@@ -102,6 +99,7 @@ enum Phase {
 struct Req {
     id: u16,
     keep_conn: bool,
+    role: Role,
     phase: Phase,
     params: Params,
     /// Sum of name and value lengths decoded so far (what `max_params_bytes` bounds).
@@ -205,6 +203,9 @@ pub struct Connection {
     failed: Option<ProtocolError>,
     /// A record header was read: the connection is past its first bytes.
     started: bool,
+    /// A request without FCGI_KEEP_CONN has ended: the connection closes once its output
+    /// is written (FastCGI §5.1).
+    closing: bool,
 }
 
 impl Connection {
@@ -221,6 +222,7 @@ impl Connection {
             out: Vec::new(),
             failed: None,
             started: false,
+            closing: false,
         }
     }
 
@@ -229,7 +231,8 @@ impl Connection {
     /// queuing output: FCGI_GET_VALUES -> FCGI_GET_VALUES_RESULT with only the asked-for
     /// known variables (FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS as "0"/"1"), unknown
     /// management types -> FCGI_UNKNOWN_TYPE. BEGIN_REQUEST with a role other than
-    /// RESPONDER -> END_REQUEST{FCGI_UNKNOWN_ROLE} queued, request not created.
+    /// RESPONDER or AUTHORIZER (FILTER, FastCGI §6.4, or an unknown role) ->
+    /// END_REQUEST{FCGI_UNKNOWN_ROLE} queued, request not created.
     ///
     /// Err = the connection is unusable (bad version, BEGIN_REQUEST for an id already
     /// active, malformed name/value lengths inside PARAMS, a record type that only an
@@ -251,7 +254,7 @@ impl Connection {
     }
 
     /// Appends the codec's own pending output (management replies, refused
-    /// BEGIN_REQUESTs) to `out` and clears it.
+    /// BEGIN_REQUESTs, the END_REQUEST of requests it ended) to `out` and clears it.
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         out.append(&mut self.out);
     }
@@ -261,10 +264,43 @@ impl Connection {
     }
 
     /// The application side is done with request `id`; later records for it are ignored
-    /// (FastCGI §3.3: records for inactive ids are ignored).
-    pub fn finish(&mut self, id: u16) {
-        if let Some(i) = self.reqs.iter().position(|r| r.id == id) {
-            self.reqs.swap_remove(i);
+    /// (FastCGI §3.3: records for inactive ids are ignored). With [`Outcome::Complete`] the
+    /// caller has written the whole response, END_REQUEST included. With
+    /// [`Outcome::Broken`], when other requests share the connection, the codec queues an
+    /// END_REQUEST with appStatus 1 in its output (the front end ends that request as an
+    /// error and the others go on); when none does, the connection must close without
+    /// lingering, so the front end sees the response cut off. An unknown id changes nothing.
+    ///
+    /// Returns what the connection does next: [`Next::Close`] once any request without
+    /// FCGI_KEEP_CONN has ended (FastCGI §5.1).
+    pub fn end(&mut self, id: u16, outcome: Outcome) -> Next {
+        let Some(i) = self.req_index(id) else {
+            return self.next();
+        };
+        let req = self.reqs.swap_remove(i);
+        if outcome == Outcome::Broken {
+            if self.reqs.is_empty() {
+                return Next::CloseHard;
+            }
+            encode_end_record(id, 1, ProtocolStatus::RequestComplete, &mut self.out);
+        }
+        if !req.keep_conn {
+            self.closing = true;
+        }
+        self.next()
+    }
+
+    /// Whether the connection closes once its output is written and no request is left:
+    /// a request without FCGI_KEEP_CONN has ended or was refused (FastCGI §5.1).
+    pub fn wants_close(&self) -> bool {
+        self.closing
+    }
+
+    fn next(&self) -> Next {
+        if self.closing {
+            Next::Close
+        } else {
+            Next::Keep
         }
     }
 
@@ -497,8 +533,10 @@ impl Connection {
             }
             Sink::Abort(id) => {
                 // FastCGI §5.4; an abort for an inactive id is ignored (§3.3).
-                if left == 0 && self.req_index(id).is_some() {
-                    self.events.push_back(Event::Abort { id });
+                if left == 0 {
+                    if let Some(i) = self.req_index(id) {
+                        self.abort(i);
+                    }
                 }
             }
             Sink::UnknownManagement => {
@@ -544,28 +582,27 @@ impl Connection {
                 "FCGI_BEGIN_REQUEST for request {id}, which is already active"
             )));
         }
-        let refuse = if role != RESPONDER {
-            Some(ProtocolStatus::UnknownRole)
-        } else if !self.caps.mpxs_conns && !self.reqs.is_empty() {
-            Some(ProtocolStatus::CantMpxConn)
-        } else if self.reqs.len() >= self.caps.max_reqs {
-            Some(ProtocolStatus::Overloaded)
-        } else {
-            None
+        let keep_conn = flags & KEEP_CONN != 0;
+        let role = match role {
+            RESPONDER => Some(Role::Responder),
+            AUTHORIZER => Some(Role::Authorizer),
+            // FILTER (§6.4) needs the file's data stream, which a WSGI app has no way to
+            // read; any other value is no role at all.
+            _ => None,
         };
-        match refuse {
-            // FastCGI §5.5: refused before it began, so there is no stream to close.
-            Some(status) => {
-                encode_end_record(id, 0, status, &mut self.out);
-                self.events.push_back(Event::Refused {
-                    id,
-                    status,
-                    keep_conn: flags & KEEP_CONN != 0,
-                });
+        let refused = match role {
+            None => Err(ProtocolStatus::UnknownRole),
+            Some(_) if !self.caps.mpxs_conns && !self.reqs.is_empty() => {
+                Err(ProtocolStatus::CantMpxConn)
             }
-            None => self.reqs.push(Req {
+            Some(_) if self.reqs.len() >= self.caps.max_reqs => Err(ProtocolStatus::Overloaded),
+            Some(role) => Ok(role),
+        };
+        match refused {
+            Ok(role) => self.reqs.push(Req {
                 id,
-                keep_conn: flags & KEEP_CONN != 0,
+                keep_conn,
+                role,
                 phase: Phase::Params,
                 params: Params::new(),
                 params_bytes: 0,
@@ -573,6 +610,14 @@ impl Connection {
                 sized: false,
                 body: 0,
             }),
+            // FastCGI §5.5: refused before it began, so there is no stream to close.
+            Err(status) => {
+                encode_end_record(id, 0, status, &mut self.out);
+                if !keep_conn {
+                    self.closing = true;
+                }
+                self.events.push_back(Event::Refused { id, status });
+            }
         }
         Ok(())
     }
@@ -624,14 +669,37 @@ impl Connection {
             }
         }
         let req = &mut self.reqs[i];
-        req.phase = Phase::Body;
         req.carry = Vec::new();
         self.events.push_back(Event::Request {
             id: req.id,
-            keep_conn: req.keep_conn,
+            role: req.role,
             params: mem::take(&mut req.params),
         });
+        if req.role == Role::Authorizer {
+            // FastCGI §6.3: an Authorizer gets the request's params and no body.
+            req.phase = Phase::Ended;
+            self.events.push_back(Event::StdinEnd { id: req.id });
+        } else {
+            req.phase = Phase::Body;
+        }
         Ok(())
+    }
+
+    /// FCGI_ABORT_REQUEST for `reqs[i]` (FastCGI §5.4). A request still receiving its
+    /// params was never handed on: it ends here, with its END_REQUEST queued. Any other is
+    /// the application's to stop.
+    fn abort(&mut self, i: usize) {
+        let req = &self.reqs[i];
+        if req.phase != Phase::Params {
+            self.events.push_back(Event::Abort { id: req.id });
+            return;
+        }
+        let (id, keep_conn) = (req.id, req.keep_conn);
+        self.reqs.swap_remove(i);
+        encode_end_record(id, 0, ProtocolStatus::RequestComplete, &mut self.out);
+        if !keep_conn {
+            self.closing = true;
+        }
     }
 
     /// Request `reqs[i]` broke `limit`: tell the caller and discard the rest of its input.
@@ -640,10 +708,6 @@ impl Connection {
         req.phase = Phase::Discard;
         req.params = Params::new();
         req.carry = Vec::new();
-        self.events.push_back(Event::Rejected {
-            id: req.id,
-            limit,
-            keep_conn: req.keep_conn,
-        });
+        self.events.push_back(Event::Rejected { id: req.id, limit });
     }
 }

@@ -17,7 +17,7 @@ mod tests;
 use std::fmt;
 
 pub use conn::{Connection, Event};
-pub use encode::{encode_end_request, encode_stderr, encode_stdout};
+pub use encode::{encode_end_request, encode_stderr, encode_stdout, encode_stdout_parts};
 
 /// Number of bytes in a record header (FastCGI §8 `FCGI_HEADER_LEN`).
 pub const HEADER_LEN: usize = 8;

@@ -7,7 +7,7 @@ use super::client::{
     encode_stdin, ResponseDecoder, ResponseEvent,
 };
 use super::*;
-use crate::protocol::{LimitKind, Limits, Params};
+use crate::protocol::{LimitKind, Limits, Next, Outcome, Params, Role};
 use proptest::prelude::*;
 
 const CAPS: Capabilities = Capabilities {
@@ -131,7 +131,7 @@ fn appendix_b_1_simple_request() {
         vec![
             Event::Request {
                 id: 1,
-                keep_conn: false,
+                role: Role::Responder,
                 params: spec_params()
             },
             Event::StdinEnd { id: 1 }
@@ -147,7 +147,7 @@ fn appendix_b_1_simple_request() {
     expected.extend(record(STDOUT, 1, b"", 0));
     expected.extend(record(END_REQUEST, 1, &[0, 0, 0, 0, 0, 0, 0, 0], 0));
     assert_eq!(out, expected);
-    c.finish(1);
+    c.end(1, Outcome::Complete);
     assert_eq!(c.active_requests(), 0);
 }
 
@@ -165,7 +165,7 @@ fn appendix_b_2_params_split_mid_name_and_stdin() {
         vec![
             Event::Request {
                 id: 1,
-                keep_conn: false,
+                role: Role::Responder,
                 params: spec_params()
             },
             Event::Stdin {
@@ -226,7 +226,7 @@ fn appendix_b_4_multiplexed() {
         vec![
             Event::Request {
                 id: 1,
-                keep_conn: true,
+                role: Role::Responder,
                 params: spec_params()
             },
             Event::StdinEnd { id: 1 }
@@ -240,15 +240,15 @@ fn appendix_b_4_multiplexed() {
         vec![
             Event::Request {
                 id: 2,
-                keep_conn: true,
+                role: Role::Responder,
                 params: spec_params()
             },
             Event::StdinEnd { id: 2 }
         ]
     );
     assert_eq!(c.active_requests(), 2);
-    c.finish(2);
-    c.finish(1);
+    c.end(2, Outcome::Complete);
+    c.end(1, Outcome::Complete);
     assert_eq!(c.active_requests(), 0);
 }
 
@@ -270,12 +270,12 @@ fn interleaved_bodies_stay_apart() {
         vec![
             Event::Request {
                 id: 7,
-                keep_conn: false,
+                role: Role::Responder,
                 params: params(&[(b"B", b"7")])
             },
             Event::Request {
                 id: 1,
-                keep_conn: false,
+                role: Role::Responder,
                 params: params(&[(b"A", b"1")])
             },
             Event::Stdin {
@@ -322,7 +322,7 @@ fn busy_events() -> Vec<Event> {
     vec![
         Event::Request {
             id: 3,
-            keep_conn: true,
+            role: Role::Responder,
             params: params(&[
                 (b"REQUEST_METHOD", b"POST"),
                 (&[b'N'; 130], &[b'v'; 200]),
@@ -422,7 +422,7 @@ fn padding_on_every_record_type_is_skipped() {
         vec![
             Event::Request {
                 id: 1,
-                keep_conn: false,
+                role: Role::Responder,
                 params: params(&[(b"A", b"B")])
             },
             Event::Abort { id: 1 },
@@ -472,7 +472,7 @@ fn names_and_values_of_127_and_128_bytes() {
                     evs[0],
                     Event::Request {
                         id: 1,
-                        keep_conn: false,
+                        role: Role::Responder,
                         params: expected.clone()
                     },
                     "name {n}, value {m}, step {step}"
@@ -493,7 +493,7 @@ fn four_byte_length_ignores_high_bit_only() {
         evs,
         vec![Event::Request {
             id: 1,
-            keep_conn: false,
+            role: Role::Responder,
             params: params(&[(b"abc", b"Z")])
         }]
     );
@@ -523,7 +523,7 @@ fn values_of_65535_and_65536_bytes_span_records() {
                 evs[0],
                 Event::Request {
                     id: 1,
-                    keep_conn: false,
+                    role: Role::Responder,
                     params: params(&pairs)
                 }
             );
@@ -551,7 +551,7 @@ fn empty_params_stream() {
         vec![
             Event::Request {
                 id: 9,
-                keep_conn: false,
+                role: Role::Responder,
                 params: Params::new()
             },
             Event::StdinEnd { id: 9 }
@@ -602,7 +602,6 @@ fn huge_declared_length_is_rejected_before_buffering() {
         vec![Event::Rejected {
             id: 1,
             limit: LimitKind::ParamsBytes,
-            keep_conn: false
         }]
     );
     // The rest of the stream, however malformed, is discarded.
@@ -613,7 +612,7 @@ fn huge_declared_length_is_rejected_before_buffering() {
     assert_eq!(feed(&mut c, &record(PARAMS, 1, b"", 0)).unwrap(), vec![]);
     assert_eq!(feed(&mut c, &record(STDIN, 1, b"zz", 0)).unwrap(), vec![]);
     assert_eq!(c.active_requests(), 1);
-    c.finish(1);
+    c.end(1, Outcome::Complete);
     assert_eq!(c.active_requests(), 0);
     // The connection is still usable.
     assert_eq!(
@@ -639,11 +638,7 @@ fn limited(max_params_bytes: usize, max_params: usize, max_body: Option<u64>) ->
 }
 
 fn rejected(id: u16, limit: LimitKind) -> Event {
-    Event::Rejected {
-        id,
-        limit,
-        keep_conn: false,
-    }
+    Event::Rejected { id, limit }
 }
 
 #[test]
@@ -753,7 +748,7 @@ fn streamed_body_at_and_past_max_body() {
         vec![
             Event::Request {
                 id: 1,
-                keep_conn: false,
+                role: Role::Responder,
                 params: Params::new()
             },
             Event::Stdin {
@@ -778,11 +773,13 @@ fn rejected_keeps_keep_conn_and_abort_still_reported() {
             Event::Rejected {
                 id: 4,
                 limit: LimitKind::ParamsBytes,
-                keep_conn: true
             },
             Event::Abort { id: 4 }
         ]
     );
+    // The caller answered the rejection: FCGI_KEEP_CONN keeps the connection open.
+    assert_eq!(c.end(4, Outcome::Complete), Next::Keep);
+    assert!(!c.wants_close());
 }
 
 // ---------------------------------------------------------------- request lifecycle
@@ -790,33 +787,115 @@ fn rejected_keeps_keep_conn_and_abort_still_reported() {
 #[test]
 fn keep_conn_flag() {
     for (flags, keep) in [(0u8, false), (1, true), (0xff, true), (0xfe, false)] {
+        let mut c = conn();
         let mut input = record(BEGIN_REQUEST, 1, &[0, 1, flags, 0, 0, 0, 0, 0], 0);
         encode_params(1, &[], &mut input);
-        let evs = feed(&mut conn(), &input).unwrap();
+        let evs = feed(&mut c, &input).unwrap();
         assert_eq!(
             evs,
             vec![Event::Request {
                 id: 1,
-                keep_conn: keep,
+                role: Role::Responder,
                 params: Params::new()
             }]
+        );
+        // FastCGI §5.1: without FCGI_KEEP_CONN the application closes after responding.
+        assert!(!c.wants_close());
+        let next = c.end(1, Outcome::Complete);
+        assert_eq!(next, if keep { Next::Keep } else { Next::Close }, "{flags}");
+        assert_eq!(c.wants_close(), !keep);
+        assert!(
+            !c.has_output(),
+            "a complete response's END_REQUEST is the caller's"
         );
     }
 }
 
 #[test]
-fn abort_for_active_and_unknown_ids() {
+fn one_request_without_keep_conn_closes_the_connection_for_good() {
     let mut c = conn();
-    let mut input = begin(1, false);
-    encode_abort(1, &mut input);
-    encode_abort(2, &mut input);
-    assert_eq!(feed(&mut c, &input).unwrap(), vec![Event::Abort { id: 1 }]);
-    // Aborting during PARAMS and during the body both work.
-    let mut input = Vec::new();
+    let mut input = begin(1, true);
+    input.extend(begin(2, false));
     encode_params(1, &[], &mut input);
-    encode_abort(1, &mut input);
-    let evs = feed(&mut c, &input).unwrap();
-    assert_eq!(evs[1], Event::Abort { id: 1 });
+    encode_params(2, &[], &mut input);
+    assert_eq!(feed(&mut c, &input).unwrap().len(), 2);
+    assert_eq!(c.end(2, Outcome::Complete), Next::Close);
+    // The other request still ends; the connection stays closing.
+    assert_eq!(c.end(1, Outcome::Complete), Next::Close);
+    assert_eq!(c.end(9, Outcome::Complete), Next::Close);
+}
+
+#[test]
+fn a_broken_response_ends_alone_when_others_share_the_connection() {
+    let mut c = conn();
+    let mut input = begin(1, true);
+    input.extend(begin(2, true));
+    encode_params(1, &[], &mut input);
+    encode_params(2, &[], &mut input);
+    assert_eq!(feed(&mut c, &input).unwrap().len(), 2);
+    // Request 2 shares the connection: request 1 ends with appStatus 1, the rest goes on.
+    assert_eq!(c.end(1, Outcome::Broken), Next::Keep);
+    assert_eq!(
+        responses(&mut c),
+        vec![ResponseEvent::End {
+            id: 1,
+            app_status: 1,
+            protocol_status: ProtocolStatus::RequestComplete as u8,
+        }]
+    );
+    // The last one broken: only a cut connection tells the front end.
+    assert_eq!(c.end(2, Outcome::Broken), Next::CloseHard);
+    assert!(!c.has_output());
+    assert_eq!(c.active_requests(), 0);
+}
+
+#[test]
+fn a_request_still_receiving_params_counts_as_sharing_the_connection() {
+    let mut c = conn();
+    let mut input = begin(1, true);
+    encode_params(1, &[], &mut input);
+    input.extend(begin(2, true));
+    assert_eq!(feed(&mut c, &input).unwrap().len(), 1);
+    assert_eq!(c.end(1, Outcome::Broken), Next::Keep);
+    assert_eq!(responses(&mut c).len(), 1);
+}
+
+#[test]
+fn abort_for_active_and_unknown_ids() {
+    // Aborted while its params arrive: never handed on, so the codec ends it itself
+    // (FastCGI §5.4) and, without FCGI_KEEP_CONN, the connection closes.
+    for keep in [false, true] {
+        let mut c = conn();
+        let mut input = begin(1, keep);
+        encode_abort(1, &mut input);
+        encode_abort(2, &mut input);
+        assert_eq!(feed(&mut c, &input).unwrap(), vec![]);
+        assert_eq!(c.active_requests(), 0);
+        assert_eq!(
+            responses(&mut c),
+            vec![end(1, ProtocolStatus::RequestComplete)]
+        );
+        assert_eq!(c.wants_close(), !keep);
+        // Stray records for it afterwards are ignored, and its id can be used again.
+        let mut late = record(PARAMS, 1, b"\x01\x01AB", 0);
+        late.extend(record(PARAMS, 1, b"", 0));
+        assert_eq!(feed(&mut c, &late).unwrap(), vec![]);
+        assert_eq!(feed(&mut c, &request(1, &[], b"")).unwrap().len(), 2);
+    }
+    // Aborted once handed on (during the body, or after it): the application's to stop.
+    for body_end in [false, true] {
+        let mut c = conn();
+        let mut input = begin(1, false);
+        encode_params(1, &[], &mut input);
+        if body_end {
+            encode_stdin(1, b"", &mut input);
+        }
+        encode_abort(1, &mut input);
+        let evs = feed(&mut c, &input).unwrap();
+        assert_eq!(evs.last(), Some(&Event::Abort { id: 1 }));
+        assert!(!c.has_output());
+        assert_eq!(c.active_requests(), 1);
+    }
 }
 
 #[test]
@@ -825,9 +904,9 @@ fn stray_records_after_finish_are_ignored() {
     let mut input = begin(1, false);
     encode_params(1, &[(b"A", b"1")], &mut input);
     assert_eq!(feed(&mut c, &input).unwrap().len(), 1);
-    c.finish(1);
-    c.finish(1); // twice is harmless
-    c.finish(77); // unknown too
+    c.end(1, Outcome::Complete);
+    c.end(1, Outcome::Complete); // twice is harmless
+    c.end(77, Outcome::Complete); // unknown too
     let mut late = record(STDIN, 1, b"late body", 0);
     late.extend(record(STDIN, 1, b"", 0));
     late.extend(record(PARAMS, 1, b"\x01\x01AB", 0));
@@ -848,7 +927,7 @@ fn finish_in_the_middle_of_a_record() {
     assert_eq!(feed(&mut c, &input).unwrap().len(), 1);
     let stdin = record(STDIN, 1, b"0123456789", 0);
     assert_eq!(feed(&mut c, &stdin[..12]).unwrap(), vec![]);
-    c.finish(1);
+    c.end(1, Outcome::Complete);
     assert_eq!(feed(&mut c, &stdin[12..]).unwrap(), vec![]);
     assert_eq!(feed(&mut c, &request(2, &[], b"")).unwrap().len(), 2);
 }
@@ -882,25 +961,25 @@ fn extra_stdin_and_params_after_their_end_are_ignored() {
 }
 
 #[test]
-fn unknown_role_is_refused() {
+fn filter_and_unknown_roles_are_refused() {
     let mut c = conn();
     let mut input = Vec::new();
-    encode_begin_request(1, AUTHORIZER, true, &mut input);
-    encode_begin_request(2, FILTER, false, &mut input);
-    encode_begin_request(3, 0x7777, false, &mut input);
+    encode_begin_request(1, FILTER, true, &mut input);
+    encode_begin_request(2, 0x7777, true, &mut input);
+    encode_begin_request(3, 0, true, &mut input);
     encode_params(1, &[(b"A", b"")], &mut input);
     input.extend(record(STDIN, 1, b"", 0));
-    let refused = |id, keep_conn| Event::Refused {
+    input.extend(record(DATA, 1, b"filter data", 0));
+    let refused = |id| Event::Refused {
         id,
         status: ProtocolStatus::UnknownRole,
-        keep_conn,
     };
     assert_eq!(
         feed(&mut c, &input).unwrap(),
-        vec![refused(1, true), refused(2, false), refused(3, false)]
+        vec![refused(1), refused(2), refused(3)]
     );
     assert_eq!(c.active_requests(), 0);
-    assert!(c.has_output());
+    assert!(!c.wants_close());
     assert_eq!(
         responses(&mut c),
         vec![
@@ -910,14 +989,48 @@ fn unknown_role_is_refused() {
         ]
     );
     assert!(!c.has_output());
-    // The exact bytes: END_REQUEST only, no STDOUT stream.
+    // The exact bytes: END_REQUEST only, no STDOUT stream; and without FCGI_KEEP_CONN
+    // the connection then closes.
     let mut c = conn();
     let mut input = Vec::new();
-    encode_begin_request(1, AUTHORIZER, true, &mut input);
+    encode_begin_request(1, FILTER, false, &mut input);
     c.receive(&input).unwrap();
     let mut out = vec![0xEE];
     c.take_output(&mut out);
     assert_eq!(out, [0xEE, 1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]);
+    assert!(c.wants_close());
+}
+
+#[test]
+fn authorizer_requests_have_no_body() {
+    let mut c = conn();
+    let mut input = Vec::new();
+    encode_begin_request(1, AUTHORIZER, true, &mut input);
+    encode_params(1, &[(b"REQUEST_URI", b"/private/x")], &mut input);
+    // FastCGI §6.3: no body. What a front end sends anyway is ignored.
+    input.extend(record(STDIN, 1, b"not a body", 0));
+    input.extend(record(STDIN, 1, b"", 0));
+    for step in [1, 7, input.len()] {
+        let mut c = conn();
+        assert_eq!(
+            feed_in_steps(&mut c, &input, step).unwrap(),
+            vec![
+                Event::Request {
+                    id: 1,
+                    role: Role::Authorizer,
+                    params: params(&[(b"REQUEST_URI", b"/private/x")]),
+                },
+                Event::StdinEnd { id: 1 },
+            ]
+        );
+    }
+    // Without any STDIN at all, too; and it ends as any request does.
+    let mut input = Vec::new();
+    encode_begin_request(1, AUTHORIZER, true, &mut input);
+    encode_params(1, &[], &mut input);
+    assert_eq!(feed(&mut c, &input).unwrap().len(), 2);
+    assert_eq!(c.end(1, Outcome::Complete), Next::Keep);
+    assert_eq!(c.active_requests(), 0);
 }
 
 #[test]
@@ -939,14 +1052,13 @@ fn second_request_without_multiplexing_is_refused() {
         Event::Refused {
             id: 2,
             status: ProtocolStatus::CantMpxConn,
-            keep_conn: true
         }
     );
     assert!(matches!(evs[1], Event::Request { id: 1, .. }));
     assert_eq!(responses(&mut c), vec![end(2, ProtocolStatus::CantMpxConn)]);
     assert_eq!(c.active_requests(), 1);
     // After the first finishes, a new one is accepted.
-    c.finish(1);
+    c.end(1, Outcome::Complete);
     assert_eq!(feed(&mut c, &request(2, &[], b"")).unwrap().len(), 2);
 }
 
@@ -1448,7 +1560,7 @@ proptest! {
             }
             prop_assert_eq!(mine.first().copied(), Some(&Event::Request {
                 id,
-                keep_conn: r.keep_conn,
+                role: Role::Responder,
                 params: expected_params,
             }));
             prop_assert_eq!(mine.last().copied(), Some(&Event::StdinEnd { id }));
@@ -1523,7 +1635,7 @@ proptest! {
             while let Some(e) = c.poll_event() {
                 if let Event::StdinEnd { id } | Event::Abort { id } | Event::Rejected { id, .. } = e {
                     if finish_on & 2 == 0 {
-                        c.finish(id);
+                        c.end(id, Outcome::Complete);
                     }
                 }
             }
@@ -1625,6 +1737,42 @@ fn eof_forgets_requests_whose_params_never_ended_and_keeps_started_ones() {
     assert!(!c.has_output());
     // A second EOF finds nothing more to forget; request 1 ends as usual.
     assert_eq!(c.receive_eof(), 0);
-    c.finish(1);
+    c.end(1, Outcome::Complete);
     assert_eq!(c.active_requests(), 0);
+}
+
+#[test]
+fn header_block_and_body_share_records() {
+    let stdout = |out: &[u8]| -> Vec<Vec<u8>> {
+        let mut d = ResponseDecoder::new();
+        d.receive(out).unwrap();
+        std::iter::from_fn(|| d.poll())
+            .map(|e| match e {
+                ResponseEvent::Stdout { data, .. } => data,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    encode_stdout_parts(3, b"Status: 401\r\n\r\n", b"denied", &mut out);
+    assert_eq!(stdout(&out), vec![b"Status: 401\r\n\r\ndenied".to_vec()]);
+    // At and past one record's room.
+    for extra in [0, 1, MAX_CONTENT + 5] {
+        let head = vec![b'h'; 100];
+        let body = vec![b'b'; MAX_CONTENT - 100 + extra];
+        let mut out = Vec::new();
+        encode_stdout_parts(3, &head, &body, &mut out);
+        let records = stdout(&out);
+        assert_eq!(records[0].len(), MAX_CONTENT);
+        assert_eq!(records.len(), 1 + extra.div_ceil(MAX_CONTENT));
+        assert_eq!(records.concat(), [head, body].concat());
+    }
+    // An empty head, and a head too long for one record.
+    let mut out = Vec::new();
+    encode_stdout_parts(3, b"", b"x", &mut out);
+    assert_eq!(stdout(&out), vec![b"x".to_vec()]);
+    let head = vec![b'h'; MAX_CONTENT + 1];
+    let mut out = Vec::new();
+    encode_stdout_parts(3, &head, b"x", &mut out);
+    assert_eq!(stdout(&out).concat(), [&head[..], b"x"].concat());
 }

@@ -1,0 +1,210 @@
+//! The FastCGI AUTHORIZER role (FastCGI 1.0 §6.3): a front end asks the app whether a
+//! request may pass. Over a raw FastCGI connection first (what the app is called with,
+//! the denial and the grant as sent, a separate `--authorizer`, FILTER refused), then end
+//! to end: Apache mod_authnz_fcgi and lighttpd's `"mode" => "authorizer"` guarding a
+//! static directory with fixtures/authz_app.py's user database (Basic credentials and a
+//! session cookie), from the examples in conf.d/.
+//!
+//! Needs Apache (Debian: apache2) and lighttpd for the end-to-end tests.
+
+mod common;
+
+use common::fcgi::*;
+use common::Daemon;
+
+/// How Apache mod_authnz_fcgi asks: no FCGI_KEEP_CONN, no SCRIPT_NAME, PATH_INFO or
+/// CONTENT_LENGTH, and no FCGI_STDIN at all.
+fn ask(uri: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = Request::get(uri)
+        .remove("DOCUMENT_URI")
+        .add("FCGI_ROLE", "AUTHORIZER");
+    for (k, v) in headers {
+        req = req.add(k, v);
+    }
+    let mut v = begin_request(1, AUTHORIZER, 0);
+    v.extend(stream(PARAMS, 1, &req.params_stream(), MAX_CONTENT));
+    v
+}
+
+fn start(args: &[&str]) -> Daemon {
+    Daemon::builder("authz_app:application")
+        .args(args)
+        .fastcgi()
+        .start()
+}
+
+fn addr(d: &Daemon) -> &str {
+    d.fcgi.as_deref().expect("fastcgi address")
+}
+
+/// The authorizer's answer to `bytes` on a fresh connection, which wsgid then closes
+/// (no FCGI_KEEP_CONN).
+fn answer(d: &Daemon, bytes: &[u8]) -> (Response, CgiResponse) {
+    let mut c = Client::connect(addr(d));
+    c.send(bytes);
+    let resp = c.read_response(1);
+    assert_eq!(resp.end, Some((0, REQUEST_COMPLETE)), "{resp:?}");
+    let cgi = resp.cgi();
+    assert!(c.expect_closed(10).is_empty());
+    (resp, cgi)
+}
+
+const ALICE: &str = "Basic YWxpY2U6d29uZGVybGFuZA=="; // alice:wonderland
+const MALLORY: &str = "Basic bWFsbG9yeTptYWxsb3J5"; // mallory:mallory
+
+#[test]
+fn a_grant_carries_variables_and_the_mount_does_not_apply() {
+    // Mounted at /app, asked about /private/…: not the app's URL, and no 404.
+    let d = start(&["--mount", "/app"]);
+    for (headers, via) in [
+        (vec![("HTTP_AUTHORIZATION", ALICE)], "basic"),
+        (
+            vec![("REMOTE_USER", "alice"), ("REMOTE_PASSWD", "wonderland")],
+            "basic",
+        ),
+        (
+            vec![("HTTP_COOKIE", "theme=dark; session=alice-token")],
+            "cookie",
+        ),
+    ] {
+        let (_, cgi) = answer(&d, &ask("/private/secret.txt?x=1", &headers));
+        assert_eq!(cgi.status, 200, "{}", cgi.text());
+        for (name, want) in [
+            ("Variable-REMOTE_USER", "alice"),
+            ("Variable-AUTH_VIA", via),
+            ("Variable-SEEN_ROLE", "authorizer"),
+            ("Variable-SEEN_SCRIPT_NAME", ""),
+            ("Variable-SEEN_PATH_INFO", "/private/secret.txt"),
+            ("Variable-SEEN_BODY", "0"),
+        ] {
+            assert_eq!(cgi.header(name), Some(want), "{name}: {:?}", cgi.headers);
+        }
+    }
+    // An ordinary request to the same app: a responder, at its mount.
+    let resp = request(addr(&d), &Request::get("/app/who"));
+    let seen = resp.cgi().json();
+    assert_eq!(seen["wsgid.role"], "responder", "{seen}");
+    assert_eq!(seen["SCRIPT_NAME"], "/app", "{seen}");
+    assert_eq!(seen["PATH_INFO"], "/who", "{seen}");
+    assert_eq!(
+        request(addr(&d), &Request::get("/private/x")).cgi().status,
+        404,
+        "the mount still applies to responders"
+    );
+}
+
+#[test]
+fn a_denial_is_sent_whole_status_headers_and_body_in_one_record() {
+    let d = start(&[]);
+    let (resp, cgi) = answer(&d, &ask("/private/a", &[]));
+    assert_eq!(cgi.status, 401);
+    assert_eq!(
+        cgi.header("WWW-Authenticate"),
+        Some(r#"Basic realm="authz_app""#)
+    );
+    assert_eq!(
+        cgi.text(),
+        "authz_app: who are you? (401 from the authorizer)\n"
+    );
+    // Apache keeps as the denial's body only what came in the record that ended the
+    // headers: status, headers and body travel in one STDOUT record (then the empty one).
+    let records = resp.stdout_records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0].content, resp.stdout);
+
+    let (_, cgi) = answer(&d, &ask("/private/a", &[("HTTP_AUTHORIZATION", MALLORY)]));
+    assert_eq!(cgi.status, 403);
+    assert_eq!(
+        cgi.text(),
+        "authz_app: mallory may not see /private/a (403 from the authorizer)\n"
+    );
+    // Outside /private, mallory passes.
+    let (_, cgi) = answer(&d, &ask("/public/a", &[("HTTP_AUTHORIZATION", MALLORY)]));
+    assert_eq!(cgi.status, 200);
+    assert_eq!(cgi.header("Variable-REMOTE_USER"), Some("mallory"));
+}
+
+#[test]
+fn an_authorizer_gets_no_body_whatever_the_front_end_sends() {
+    let d = start(&[]);
+    // A CONTENT_LENGTH, STDIN records and their end: none of it is a body (§6.3).
+    let mut bytes = ask(
+        "/private/a",
+        &[
+            ("HTTP_COOKIE", "session=alice-token"),
+            ("CONTENT_LENGTH", "5"),
+        ],
+    );
+    bytes.extend(record(STDIN, 1, b"hello"));
+    bytes.extend(record(STDIN, 1, b""));
+    let (_, cgi) = answer(&d, &bytes);
+    assert_eq!(cgi.status, 200, "{}", cgi.text());
+    assert_eq!(cgi.header("Variable-SEEN_BODY"), Some("0"));
+    assert!(!d.log().contains("ERROR"), "{}", d.log());
+}
+
+#[test]
+fn with_keep_conn_authorizer_and_responder_requests_share_a_connection() {
+    let d = start(&[]);
+    let mut c = Client::connect(addr(&d));
+    for round in 0..3 {
+        let mut bytes = ask("/private/a", &[("HTTP_COOKIE", "session=alice-token")]);
+        bytes[10] = KEEP_CONN; // the flags of FCGI_BeginRequestBody, after the header
+        c.send(&bytes);
+        let cgi = c.read_response(1).cgi();
+        assert_eq!(cgi.status, 200, "round {round}: {}", cgi.text());
+        let resp = c.request(2, true, &Request::post("/echo", b"body"));
+        let seen = resp.cgi().json();
+        assert_eq!(seen["wsgid.role"], "responder", "{seen}");
+        assert_eq!(seen["body"], 4, "{seen}");
+    }
+    assert!(c.still_open(std::time::Duration::from_millis(200)));
+}
+
+#[test]
+fn a_separate_authorizer_callable_answers_authorizer_requests() {
+    let d = Daemon::builder("authz_app:responder_only")
+        .args(&["--authorizer", "authz_app:check"])
+        .fastcgi()
+        .start();
+    let (_, cgi) = answer(&d, &ask("/private/a", &[("HTTP_AUTHORIZATION", ALICE)]));
+    assert_eq!(cgi.status, 200, "{}\n{}", cgi.text(), d.log());
+    assert_eq!(cgi.header("Variable-SEEN_ROLE"), Some("authorizer"));
+    let seen = request(addr(&d), &Request::get("/x")).cgi().json();
+    assert_eq!(seen["wsgid.role"], "responder", "{seen}");
+    assert!(!d.log().contains("asked as"), "{}", d.log());
+}
+
+#[test]
+fn an_authorizer_that_does_not_load_stops_wsgid_with_the_reason() {
+    let (status, out) = Daemon::builder("authz_app:application")
+        .args(&["--authorizer", "authz_app:nothing_here", "--check"])
+        .fastcgi()
+        .run();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("nothing_here"), "{out}");
+    let (status, out) = Daemon::builder("authz_app:application")
+        .args(&["--authorizer", "authz_app:USERS", "--check"])
+        .fastcgi()
+        .run();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("not callable"), "{out}");
+}
+
+#[test]
+fn filter_requests_are_refused_with_unknown_role() {
+    let d = start(&[]);
+    let mut c = Client::connect(addr(&d));
+    let mut bytes = begin_request(1, FILTER, 0);
+    bytes.extend(stream(
+        PARAMS,
+        1,
+        &Request::get("/x").params_stream(),
+        MAX_CONTENT,
+    ));
+    c.send(&bytes);
+    let got = c.expect_closed(10);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].rtype, END_REQUEST);
+    assert_eq!(got[0].content, [0, 0, 0, 0, UNKNOWN_ROLE, 0, 0, 0]);
+}
