@@ -208,3 +208,123 @@ fn filter_requests_are_refused_with_unknown_role() {
     assert_eq!(got[0].rtype, END_REQUEST);
     assert_eq!(got[0].content, [0, 0, 0, 0, UNKNOWN_ROLE, 0, 0, 0]);
 }
+
+/// What a client gets through a front end guarding /private with the app, for each way of
+/// (not) proving who it is; `basic` sends `Authorization: Basic …`.
+fn guarded(port: u16, path: &str, basic: Option<&str>, cookie: Option<&str>) -> HttpResponse {
+    let mut c = common::frontend::Client::new(port);
+    if let Some(token) = cookie {
+        c.cookies.push(("session".into(), token.into()));
+    }
+    let headers: Vec<(&str, &str)> = basic.map(|b| ("Authorization", b)).into_iter().collect();
+    c.send("GET", path, &headers, common::frontend::Body::Empty)
+}
+
+use common::frontend::Response as HttpResponse;
+
+/// The checks every front end passes: alice gets the file by password and by cookie,
+/// mallory gets the authorizer's 403, a stranger or a wrong password its 401 — each with
+/// the authorizer's own body.
+fn check_guard(port: u16, logs: &dyn Fn() -> String) {
+    let file = "/private/secret.txt";
+    for (basic, cookie) in [(Some(ALICE), None), (None, Some("alice-token"))] {
+        let r = guarded(port, file, basic, cookie);
+        assert_eq!(
+            r.status,
+            200,
+            "{basic:?} {cookie:?}: {}\n{}",
+            r.text(),
+            logs()
+        );
+        assert_eq!(r.text(), "the secret\n");
+    }
+    for (basic, cookie, status, body) in [
+        (
+            None,
+            None,
+            401,
+            "authz_app: who are you? (401 from the authorizer)\n",
+        ),
+        (
+            Some("Basic YWxpY2U6d3Jvbmc="), // alice:wrong
+            None,
+            401,
+            "authz_app: who are you? (401 from the authorizer)\n",
+        ),
+        (
+            None,
+            Some("forged"),
+            401,
+            "authz_app: who are you? (401 from the authorizer)\n",
+        ),
+        (
+            Some(MALLORY),
+            None,
+            403,
+            "authz_app: mallory may not see /private/secret.txt (403 from the authorizer)\n",
+        ),
+        (
+            None,
+            Some("mallory-token"),
+            403,
+            "authz_app: mallory may not see /private/secret.txt (403 from the authorizer)\n",
+        ),
+    ] {
+        let r = guarded(port, file, basic, cookie);
+        assert_eq!(
+            r.status,
+            status,
+            "{basic:?} {cookie:?}: {}\n{}",
+            r.text(),
+            logs()
+        );
+        assert_eq!(r.text(), body, "{basic:?} {cookie:?}\n{}", logs());
+        assert!(!r.text().contains("the secret"));
+        if status == 401 {
+            // Apache with AuthType Basic adds its own challenge (AuthName) beside it.
+            let challenge = r.header("www-authenticate").unwrap_or_default();
+            assert!(
+                challenge.contains(r#"Basic realm="authz_app""#),
+                "{basic:?} {cookie:?}: {challenge:?}"
+            );
+        }
+    }
+}
+
+/// A directory with the file /private guards.
+fn private_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let private = dir.join("private");
+    std::fs::create_dir_all(&private).expect("create private dir");
+    std::fs::write(private.join("secret.txt"), "the secret\n").expect("write secret");
+    private
+}
+
+#[test]
+fn apache_mod_authnz_fcgi_guards_a_static_directory() {
+    let d = start(&[]);
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/apache-authorizer.conf"),
+    )
+    .expect("read conf.d/apache-authorizer.conf");
+    let port = common::free_port();
+    let dir = common::scratch("apache-authorizer").keep();
+    let private = private_dir(&dir);
+    let mut conf = example.clone();
+    for (from, to) in [
+        (
+            "<VirtualHost *:80>".to_string(),
+            format!("<VirtualHost 127.0.0.1:{port}>"),
+        ),
+        ("127.0.0.1:9002".to_string(), addr(&d).to_string()),
+        (
+            "/srv/mysite/private".to_string(),
+            private.display().to_string(),
+        ),
+    ] {
+        assert!(example.contains(&from), "the example lost {from:?}");
+        conf = conf.replace(&from, &to);
+    }
+    let apache = common::apache::Apache::start_conf(&conf, vec![port], dir);
+    let logs = || format!("{}\n{}", d.log(), apache.error_log());
+    check_guard(port, &logs);
+}
