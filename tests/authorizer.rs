@@ -328,3 +328,37 @@ fn apache_mod_authnz_fcgi_guards_a_static_directory() {
     let logs = || format!("{}\n{}", d.log(), apache.error_log());
     check_guard(port, &logs);
 }
+
+#[test]
+fn lighttpd_mode_authorizer_guards_a_static_directory() {
+    use common::lighttpd::{give_to_lighttpd, Lighttpd};
+    let d = start(&[]);
+    let port = addr(&d).rsplit(':').next().expect("port").to_string();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf.d/lighttpd-authorizer.conf"),
+    )
+    .expect("read conf.d/lighttpd-authorizer.conf");
+    let docroot = common::scratch("lighttpd-authorizer").keep();
+    let private = private_dir(&docroot);
+    give_to_lighttpd(&docroot);
+    give_to_lighttpd(&private);
+    give_to_lighttpd(&private.join("secret.txt"));
+    let mut conf = example.clone();
+    for (from, to) in [
+        (
+            "\"port\" => 9002,".to_string(),
+            format!("\"port\" => {port},"),
+        ),
+        (
+            "\"docroot\" => \"/srv/mysite\",".to_string(),
+            format!("\"docroot\" => \"{}\",", docroot.display()),
+        ),
+    ] {
+        assert!(example.contains(&from), "the example lost {from:?}");
+        conf = conf.replace(&from, &to);
+    }
+    let lighttpd = Lighttpd::start_conf(&conf, Vec::new(), Lighttpd::scratch());
+    let logs = || format!("{}\n{}", d.log(), lighttpd.error_log());
+    check_guard(lighttpd.base_port, &logs);
+    std::fs::remove_dir_all(&docroot).ok();
+}
