@@ -399,6 +399,7 @@ fn nginx(fcgi: &str, media: &Path) -> Nginx {
                  location {URI}/ {{\n\
                      internal;\n\
                      alias {}/;\n\
+                     add_header X-Content-Type-Options nosniff;\n\
                  }}\n\
              }}\n\
          }}\n",
@@ -487,6 +488,8 @@ fn nginx_sends_a_101_mib_file_the_worker_never_reads() {
     );
     assert_eq!(r.header("content-length"), Some("105906176"));
     assert!(r.header("x-accel-redirect").is_none(), "{:?}", r.headers);
+    // nginx drops the application's other headers; the internal location adds them.
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     eprintln!(
         "101 MiB file through nginx, offloaded: worker read {} bytes, used {} ms of CPU",
         read1 - read0,
