@@ -26,7 +26,8 @@
 //!    own path params (see [`build`]); no `HTTP_*` param is ever read for them, so a client
 //!    cannot move the application's root with a request header. The decoded request path
 //!    they are cut from must have no "." or ".." segment and no NUL, else 400 (see
-//!    [`check_path`]).
+//!    [`check_path`]). (Only [`forwarded`], for a request from a configured trusted proxy,
+//!    may put a prefix in front of SCRIPT_NAME, which keeps the mount as its tail.)
 //! 4. Required variables (PEP 3333): REQUEST_METHOD must be non-empty (else 400);
 //!    SERVER_NAME/SERVER_PORT must be non-empty (fallbacks: Host header, then the listening
 //!    address); SERVER_PROTOCOL, which RFC 3875 §4.1.16 says MUST be set, defaults to
@@ -44,12 +45,16 @@
 //!    is refused rather than the param dropped: it comes from a broken front end or from a
 //!    client that reached the socket itself, and a silently dropped param changes what the
 //!    request means without a trace.
+//! 7. `X-Forwarded-*` request headers are applied only to requests from the trusted
+//!    proxies an application lists, by [`forwarded::apply`] after [`build`]; see there.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::config::ListenAddr;
 use crate::protocol::{parse_decimal, Params};
+
+pub mod forwarded;
 
 /// Where the request arrived, for SERVER_NAME / SERVER_PORT fallbacks.
 ///
@@ -239,7 +244,7 @@ pub fn build_with<'a>(
     };
     // Apache mod_ssl, lighttpd and nginx (`$https`) send HTTPS=on; some servers send "1".
     // nginx's and lighttpd's params also send REQUEST_SCHEME. HTTP_* headers such as
-    // X-Forwarded-Proto are not trusted here.
+    // X-Forwarded-Proto are not read here (`forwarded` applies them from trusted proxies).
     let https = cgi
         .https
         .is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")

@@ -1257,3 +1257,735 @@ proptest::proptest! {
         }
     }
 }
+
+// --- X-Forwarded-* from trusted proxies (forwarded.rs) -------------------------------
+
+/// The environ of a request with `extra` params (after nginx-like basics from
+/// REMOTE_ADDR `remote`, None: not sent) at `mount`, with `trusted` applied as the worker
+/// applies it: the variables by name, and wsgi.url_scheme.
+struct Applied {
+    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    scheme: &'static str,
+}
+
+impl Applied {
+    fn get(&self, name: &str) -> Option<String> {
+        let found: Vec<&Vec<u8>> = self
+            .vars
+            .iter()
+            .filter(|(n, _)| n == name.as_bytes())
+            .map(|(_, v)| v)
+            .collect();
+        assert!(found.len() <= 1, "{name} occurs {} times", found.len());
+        found.first().map(|v| text(v))
+    }
+}
+
+fn proxies(list: &[&str]) -> forwarded::TrustedProxies {
+    forwarded::TrustedProxies::new(
+        list.iter()
+            .map(|s| forwarded::parse_trusted_proxy(s).unwrap_or_else(|e| panic!("{s}: {e}"))),
+    )
+}
+
+fn applied(remote: Option<&str>, extra: &[Pair], mount: &str, trusted: &[&str]) -> Applied {
+    let mut pairs: Vec<Pair> = vec![
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REQUEST_URI", b"/app/x?q=1"),
+        (b"DOCUMENT_URI", b"/app/x"),
+        (b"QUERY_STRING", b"q=1"),
+        (b"SERVER_NAME", b"backend.internal"),
+        (b"SERVER_PORT", b"8080"),
+        (b"REMOTE_PORT", b"40000"),
+        (b"HTTP_HOST", b"backend.internal:8080"),
+    ];
+    if let Some(r) = remote {
+        pairs.push((b"REMOTE_ADDR", r.as_bytes()));
+    }
+    pairs.extend_from_slice(extra);
+    let params = params_of(&pairs);
+    let mut env = build(&params, mount, &local()).unwrap();
+    let trusted = proxies(trusted);
+    if !trusted.is_empty() {
+        forwarded::apply(&mut env, &params, &trusted);
+    }
+    assert_unique_names(&env);
+    Applied {
+        vars: env
+            .vars
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect(),
+        scheme: env.url_scheme,
+    }
+}
+
+/// Every header a proxy in front of the front end sends.
+const ALL_FORWARDED: &[Pair] = &[
+    (b"HTTP_X_FORWARDED_FOR", b"203.0.113.7"),
+    (b"HTTP_X_FORWARDED_PROTO", b"https"),
+    (b"HTTP_X_FORWARDED_HOST", b"www.example.org"),
+    (b"HTTP_X_FORWARDED_PREFIX", b"/shop"),
+];
+
+/// The environ as `build` alone makes it, which an untrusted request keeps.
+fn assert_untouched(a: &Applied, remote: Option<&str>) {
+    assert_eq!(a.get("REMOTE_ADDR").as_deref(), remote);
+    assert_eq!(a.get("REMOTE_PORT").as_deref(), Some("40000"));
+    assert_eq!(a.scheme, "http");
+    assert_eq!(a.get("HTTPS"), None);
+    assert_eq!(a.get("HTTP_HOST").as_deref(), Some("backend.internal:8080"));
+    assert_eq!(a.get("SERVER_NAME").as_deref(), Some("backend.internal"));
+    assert_eq!(a.get("SERVER_PORT").as_deref(), Some("8080"));
+    assert_eq!(a.get("SCRIPT_NAME").as_deref(), Some("/app"));
+    assert_eq!(a.get("PATH_INFO").as_deref(), Some("/x"));
+    // The headers themselves stay, like any header.
+    assert_eq!(
+        a.get("HTTP_X_FORWARDED_FOR").as_deref(),
+        Some("203.0.113.7")
+    );
+    assert_eq!(a.get("HTTP_X_FORWARDED_PREFIX").as_deref(), Some("/shop"));
+}
+
+#[test]
+fn forwarded_headers_from_a_trusted_proxy_are_applied() {
+    let a = applied(Some("10.1.2.3"), ALL_FORWARDED, "/app", &["10.0.0.0/8"]);
+    assert_eq!(a.get("REMOTE_ADDR").as_deref(), Some("203.0.113.7"));
+    // The proxy's port is not the client's.
+    assert_eq!(a.get("REMOTE_PORT"), None);
+    assert_eq!(a.scheme, "https");
+    assert_eq!(a.get("HTTPS").as_deref(), Some("on"));
+    assert_eq!(a.get("HTTP_HOST").as_deref(), Some("www.example.org"));
+    assert_eq!(a.get("SERVER_NAME").as_deref(), Some("www.example.org"));
+    assert_eq!(a.get("SERVER_PORT").as_deref(), Some("443"));
+    assert_eq!(a.get("SCRIPT_NAME").as_deref(), Some("/shop/app"));
+    assert_eq!(a.get("PATH_INFO").as_deref(), Some("/x"));
+    assert_eq!(
+        a.get("HTTP_X_FORWARDED_HOST").as_deref(),
+        Some("www.example.org")
+    );
+}
+
+#[test]
+fn forwarded_headers_from_anyone_else_are_never_applied() {
+    for (remote, trusted) in [
+        // Outside every range.
+        (Some("192.0.2.1"), &["10.0.0.0/8", "::1"][..]),
+        (Some("11.0.0.1"), &["10.0.0.0/8"]),
+        (Some("::2"), &["::1"]),
+        // unix is not listed: no address is not trusted.
+        (None, &["127.0.0.1"]),
+        (Some(""), &["127.0.0.1"]),
+        (Some("unix:"), &["127.0.0.0/8"]),
+        // Not an address at all.
+        (Some("10.0.0.1 "), &["10.0.0.0/8"]),
+        (Some("010.0.0.1"), &["10.0.0.0/8"]),
+        (Some("fe80::1%eth0"), &["fe80::/10"]),
+        (Some("localhost"), &["127.0.0.1"]),
+        // The IPv4 range does not hold IPv6 addresses, nor the other way round.
+        (Some("::a00:1"), &["10.0.0.0/8"]),
+        (Some("10.0.0.1"), &["::a00:0/104"]),
+    ] {
+        let a = applied(remote, ALL_FORWARDED, "/app", trusted);
+        assert_untouched(&a, remote);
+    }
+    // With no list at all (the worker does not call apply).
+    assert_untouched(
+        &applied(Some("10.0.0.1"), ALL_FORWARDED, "/app", &[]),
+        Some("10.0.0.1"),
+    );
+}
+
+#[test]
+fn trusted_ranges_match_ipv4_and_ipv6_at_their_edges() {
+    let trusts = |list: &[&str], remote: &str| proxies(list).trusts_remote(Some(remote.as_bytes()));
+    for (list, inside, outside) in [
+        (
+            &["10.0.0.0/8"][..],
+            &["10.0.0.0", "10.255.255.255", "10.1.2.3"][..],
+            &["9.255.255.255", "11.0.0.0"][..],
+        ),
+        (
+            &["192.168.1.128/25"],
+            &["192.168.1.128", "192.168.1.255"],
+            &["192.168.1.127", "192.168.2.128"],
+        ),
+        (&["127.0.0.1"], &["127.0.0.1"], &["127.0.0.2", "::1"]),
+        (&["0.0.0.0/0"], &["0.0.0.0", "255.255.255.255"], &["::1"]),
+        (&["::1"], &["::1"], &["::2", "127.0.0.1"]),
+        (
+            &["2001:db8::/32"],
+            &["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
+            &["2001:db9::", "2001:db7:ffff::"],
+        ),
+        (&["fd00::/8"], &["fd12:3456::1"], &["fe00::1", "fc00::1"]),
+        (&["::/0"], &["::", "2001:db8::1"], &["10.0.0.1"]),
+        // An IPv4-mapped address is its IPv4 address, on either side.
+        (&["10.0.0.0/8"], &["::ffff:10.0.0.1"], &["::ffff:11.0.0.1"]),
+        (
+            &["::ffff:10.0.0.0/104"],
+            &["10.0.0.1", "::ffff:10.9.9.9"],
+            &["11.0.0.1"],
+        ),
+        (
+            &["10.0.0.0/8", "unix", "2001:db8::/64"],
+            &["10.0.0.1", "2001:db8::5", "unix:", "unix:/run/lb.sock"],
+            &["2001:db8:0:1::"],
+        ),
+    ] {
+        for ip in inside {
+            assert!(trusts(list, ip), "{list:?} should hold {ip}");
+        }
+        for ip in outside {
+            assert!(!trusts(list, ip), "{list:?} should not hold {ip}");
+        }
+    }
+    let unix = proxies(&["unix"]);
+    assert!(unix.trusts_remote(None));
+    assert!(unix.trusts_remote(Some(b"")));
+    assert!(unix.trusts_remote(Some(b"unix:")));
+    assert!(!unix.trusts_remote(Some(b"127.0.0.1")));
+    assert!(!unix.trusts_remote(Some(b"unixy")));
+    assert!(!proxies(&["127.0.0.1"]).trusts_remote(None));
+}
+
+#[test]
+fn unix_trusts_front_end_clients_without_an_address() {
+    // nginx on `listen unix:` behind a local proxy sends REMOTE_ADDR "unix:"; a front end
+    // may send it empty or not at all.
+    for remote in [Some("unix:"), Some("unix:/run/lb.sock"), Some(""), None] {
+        let a = applied(remote, ALL_FORWARDED, "", &["unix"]);
+        assert_eq!(
+            a.get("REMOTE_ADDR").as_deref(),
+            Some("203.0.113.7"),
+            "{remote:?}"
+        );
+        assert_eq!(a.scheme, "https");
+        assert_eq!(a.get("SCRIPT_NAME").as_deref(), Some("/shop"));
+    }
+    // An address is not unix.
+    assert_untouched(
+        &applied(Some("127.0.0.1"), ALL_FORWARDED, "/app", &["unix"]),
+        Some("127.0.0.1"),
+    );
+}
+
+#[test]
+fn trusted_proxy_entries_parse_or_say_why_not() {
+    let p = |s: &str| forwarded::parse_trusted_proxy(s);
+    use forwarded::TrustedProxy::{Net, Unix};
+    let net = |a: &str, bits: u8| Net {
+        addr: a.parse().unwrap(),
+        bits,
+    };
+    assert_eq!(p("10.0.0.0/8"), Ok(net("10.0.0.0", 8)));
+    assert_eq!(p("127.0.0.1"), Ok(net("127.0.0.1", 32)));
+    assert_eq!(p("::1"), Ok(net("::1", 128)));
+    assert_eq!(p("fd00::/8"), Ok(net("fd00::", 8)));
+    assert_eq!(p("0.0.0.0/0"), Ok(net("0.0.0.0", 0)));
+    assert_eq!(p("::/0"), Ok(net("::", 0)));
+    assert_eq!(p("10.0.0.1/32"), Ok(net("10.0.0.1", 32)));
+    assert_eq!(p("2001:db8::1/128"), Ok(net("2001:db8::1", 128)));
+    assert_eq!(p(" 10.0.0.0/8 "), Ok(net("10.0.0.0", 8)));
+    assert_eq!(p("::ffff:10.0.0.0/104"), Ok(net("10.0.0.0", 8)));
+    assert_eq!(p("::ffff:192.0.2.1"), Ok(net("192.0.2.1", 32)));
+    assert_eq!(p("unix"), Ok(Unix));
+    assert_eq!(p("UNIX"), Ok(Unix));
+    assert_eq!(p("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+    assert_eq!(p("unix").unwrap().to_string(), "unix");
+    for bad in [
+        "",
+        "*",
+        "10.0.0.0/",
+        "10.0.0.0/33",
+        "::/129",
+        "10.0.0.0/-1",
+        "10.0.0.0/+8",
+        "10.0.0.0/8/8",
+        "10.0.0",
+        "010.0.0.0/8",
+        "example.org",
+        "[::1]",
+        "::1%lo",
+        "unix:",
+        "unix:/run/x.sock",
+        "10.0.0.0 /8",
+        "10.0.0.0/x",
+    ] {
+        assert!(p(bad).is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(
+        p("10.1.2.3/8"),
+        Err("\"10.1.2.3/8\" has bits set past the first 8: write 10.0.0.0/8".into())
+    );
+    assert_eq!(
+        p("2001:db8::1/32"),
+        Err("\"2001:db8::1/32\" has bits set past the first 32: write 2001:db8::/32".into())
+    );
+    let e = p("proxy.example").unwrap_err();
+    assert!(e.contains("10.0.0.0/8") && e.contains("unix"), "{e}");
+    // Repeats are kept once, in the order given.
+    let list = forwarded::TrustedProxies::new([Unix, net("::1", 128), Unix]);
+    assert_eq!(list.entries(), &[Unix, net("::1", 128)]);
+}
+
+/// (X-Forwarded-For occurrences, REMOTE_ADDR afterwards, REMOTE_PORT afterwards)
+type ForCase<'a> = (&'a [&'a [u8]], &'a str, Option<&'a str>);
+
+/// X-Forwarded-For from a trusted proxy with (10.0.0.0/8, unix) trusted: REMOTE_ADDR
+/// afterwards and REMOTE_PORT (None: removed; "40000": untouched, the header ignored).
+#[test]
+fn forwarded_for_walks_from_the_right_past_trusted_proxies() {
+    let cases: &[ForCase] = &[
+        (&[b"203.0.113.7"], "203.0.113.7", None),
+        // Entries left of the first untrusted one are the client's to write: never read.
+        (&[b"1.1.1.1, 203.0.113.7"], "203.0.113.7", None),
+        (&[b"garbage, 203.0.113.7"], "203.0.113.7", None),
+        (&[b"10.9.9.9, 203.0.113.7"], "203.0.113.7", None),
+        // Trusted proxies on the right are walked past.
+        (
+            &[b"198.51.100.1, 203.0.113.7, 10.0.0.2, 10.0.0.3"],
+            "203.0.113.7",
+            None,
+        ),
+        (&[b"203.0.113.7,10.0.0.2"], "203.0.113.7", None),
+        (&[b" 203.0.113.7 ,\t10.0.0.2 "], "203.0.113.7", None),
+        (&[b"203.0.113.7, unix:"], "203.0.113.7", None),
+        // Every entry trusted: the left-most.
+        (&[b"10.0.0.5, 10.0.0.6"], "10.0.0.5", None),
+        // Repeated headers are one list, in arrival order.
+        (&[b"203.0.113.7", b"10.0.0.2"], "203.0.113.7", None),
+        (&[b"1.1.1.1", b"203.0.113.7, 10.0.0.2"], "203.0.113.7", None),
+        // IPv6, bracketed or not; ports.
+        (&[b"2001:db8::7"], "2001:db8::7", None),
+        (&[b"[2001:db8::7]"], "2001:db8::7", None),
+        (&[b"[2001:db8::7]:4711"], "2001:db8::7", Some("4711")),
+        (&[b"203.0.113.7:4711"], "203.0.113.7", Some("4711")),
+        (&[b"::ffff:203.0.113.7"], "203.0.113.7", None),
+        (&[b"2001:DB8:0:0::7"], "2001:db8::7", None),
+        // Not addresses where the walk reads: the header is ignored.
+        (&[b"unknown"], "10.0.0.1", Some("40000")),
+        (&[b""], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7, "], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7,,10.0.0.2"], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7, _hidden"], "10.0.0.1", Some("40000")),
+        (&[b"www.example.org"], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7:99999"], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7:"], "10.0.0.1", Some("40000")),
+        (&[b"2001:db8::7:4711:1:2:3:4"], "10.0.0.1", Some("40000")),
+        (&[b"[2001:db8::7"], "10.0.0.1", Some("40000")),
+        (&[b"[2001:db8::7]x"], "10.0.0.1", Some("40000")),
+        (&[b"203.0.113.7\r\nX: y"], "10.0.0.1", Some("40000")),
+        // A unix: entry is trusted or stops the walk, and never becomes REMOTE_ADDR.
+        (&[b"unix:"], "10.0.0.1", Some("40000")),
+        (&[b"unix:, 10.0.0.2"], "10.0.0.1", Some("40000")),
+    ];
+    for (values, remote, port) in cases {
+        let extra: Vec<Pair> = values
+            .iter()
+            .map(|v| (&b"HTTP_X_FORWARDED_FOR"[..], *v))
+            .collect();
+        let a = applied(Some("10.0.0.1"), &extra, "", &["10.0.0.0/8", "unix"]);
+        assert_eq!(a.get("REMOTE_ADDR").as_deref(), Some(*remote), "{values:?}");
+        assert_eq!(a.get("REMOTE_PORT").as_deref(), *port, "{values:?}");
+    }
+    // A unix: entry that is not trusted stops the walk too.
+    let a = applied(
+        Some("10.0.0.1"),
+        &[(b"HTTP_X_FORWARDED_FOR", b"203.0.113.7, unix:")],
+        "",
+        &["10.0.0.0/8"],
+    );
+    assert_eq!(a.get("REMOTE_ADDR").as_deref(), Some("10.0.0.1"));
+    // No REMOTE_ADDR sent (unix trusted): the forwarded one is added.
+    let a = applied(
+        None,
+        &[(b"HTTP_X_FORWARDED_FOR", b"203.0.113.7:80")],
+        "",
+        &["unix"],
+    );
+    assert_eq!(a.get("REMOTE_ADDR").as_deref(), Some("203.0.113.7"));
+    assert_eq!(a.get("REMOTE_PORT").as_deref(), Some("80"));
+}
+
+#[test]
+fn forwarded_for_walks_at_most_max_hops_entries() {
+    let chain = |trusted_hops: usize| {
+        let mut v = vec!["203.0.113.7".to_string()];
+        v.extend((0..trusted_hops).map(|i| format!("10.0.0.{}", i + 2)));
+        v.join(", ")
+    };
+    let remote_after = |xff: &str| {
+        applied(
+            Some("10.0.0.1"),
+            &[(b"HTTP_X_FORWARDED_FOR", xff.as_bytes())],
+            "",
+            &["10.0.0.0/8"],
+        )
+        .get("REMOTE_ADDR")
+    };
+    // The client is the MAX_HOPS-th entry from the right: found.
+    let at = chain(forwarded::MAX_HOPS - 1);
+    assert_eq!(remote_after(&at).as_deref(), Some("203.0.113.7"));
+    // One further: the header is ignored.
+    let past = chain(forwarded::MAX_HOPS);
+    assert_eq!(remote_after(&past).as_deref(), Some("10.0.0.1"));
+    // Every one of MAX_HOPS entries trusted: the left-most; one more, ignored.
+    let all: Vec<String> = (0..forwarded::MAX_HOPS)
+        .map(|i| format!("10.0.1.{i}"))
+        .collect();
+    assert_eq!(remote_after(&all.join(",")).as_deref(), Some("10.0.1.0"));
+    let more = format!("10.0.2.0,{}", all.join(","));
+    assert_eq!(remote_after(&more).as_deref(), Some("10.0.0.1"));
+}
+
+/// (X-Forwarded-Proto, HTTPS sent by the front end, scheme, HTTPS afterwards)
+type ProtoCase<'a> = (&'a [u8], Option<&'a [u8]>, &'a str, Option<&'a str>);
+
+#[test]
+fn forwarded_proto_sets_the_scheme_and_https() {
+    let cases: &[ProtoCase] = &[
+        (b"https", None, "https", Some("on")),
+        (b"HTTPS", None, "https", Some("on")),
+        (b" https ", None, "https", Some("on")),
+        (b"http", None, "http", None),
+        (b"https", Some(b"on"), "https", Some("on")),
+        (b"https", Some(b"1"), "https", Some("on")),
+        // TLS between the proxy and the front end, plain HTTP before it.
+        (b"http", Some(b"on"), "http", None),
+        // The right-most entry: what the nearest proxy saw.
+        (b"http, https", None, "https", Some("on")),
+        (b"https,http", Some(b"on"), "http", None),
+        // Anything else is ignored.
+        (b"ftp", None, "http", None),
+        (b"wss", Some(b"on"), "https", Some("on")),
+        (b"", None, "http", None),
+        (b"https;", None, "http", None),
+        (b"http s", None, "http", None),
+    ];
+    for (proto, https, scheme, after) in cases {
+        let mut extra: Vec<Pair> = vec![(b"HTTP_X_FORWARDED_PROTO", proto)];
+        if let Some(h) = https {
+            extra.push((b"HTTPS", h));
+        }
+        let a = applied(Some("10.0.0.1"), &extra, "", &["10.0.0.0/8"]);
+        assert_eq!(a.scheme, *scheme, "{}", text(proto));
+        assert_eq!(a.get("HTTPS").as_deref(), *after, "{}", text(proto));
+        // Nothing else moves.
+        assert_eq!(a.get("SERVER_PORT").as_deref(), Some("8080"));
+        assert_eq!(a.get("HTTP_HOST").as_deref(), Some("backend.internal:8080"));
+    }
+    // REQUEST_SCHEME, when sent, follows.
+    for (proto, scheme) in [
+        (&b"https"[..], "https"),
+        (b"http", "http"),
+        (b"gopher", "http"),
+    ] {
+        let a = applied(
+            Some("10.0.0.1"),
+            &[
+                (b"REQUEST_SCHEME", b"http"),
+                (b"HTTP_X_FORWARDED_PROTO", proto),
+            ],
+            "",
+            &["10.0.0.0/8"],
+        );
+        assert_eq!(a.get("REQUEST_SCHEME").as_deref(), Some(scheme));
+    }
+}
+
+/// (X-Forwarded-Host, X-Forwarded-Proto, HTTP_HOST, SERVER_NAME, SERVER_PORT)
+type HostCase<'a> = (&'a [u8], &'a [u8], &'a str, &'a str, &'a str);
+
+#[test]
+fn forwarded_host_sets_host_server_name_and_port() {
+    let cases: &[HostCase] = &[
+        (
+            b"www.example.org",
+            b"",
+            "www.example.org",
+            "www.example.org",
+            "80",
+        ),
+        (
+            b"www.example.org",
+            b"https",
+            "www.example.org",
+            "www.example.org",
+            "443",
+        ),
+        (
+            b"www.example.org:8443",
+            b"https",
+            "www.example.org:8443",
+            "www.example.org",
+            "8443",
+        ),
+        (
+            b"WWW.Example.ORG",
+            b"",
+            "WWW.Example.ORG",
+            "WWW.Example.ORG",
+            "80",
+        ),
+        (
+            b"my_host-1.example",
+            b"",
+            "my_host-1.example",
+            "my_host-1.example",
+            "80",
+        ),
+        (b"192.0.2.5:81", b"", "192.0.2.5:81", "192.0.2.5", "81"),
+        (
+            b"[2001:db8::5]",
+            b"",
+            "[2001:db8::5]",
+            "[2001:db8::5]",
+            "80",
+        ),
+        (
+            b"[2001:db8::5]:8080",
+            b"",
+            "[2001:db8::5]:8080",
+            "[2001:db8::5]",
+            "8080",
+        ),
+        (
+            b"a.example, www.example.org",
+            b"",
+            "www.example.org",
+            "www.example.org",
+            "80",
+        ),
+        (
+            b"localhost:65535",
+            b"",
+            "localhost:65535",
+            "localhost",
+            "65535",
+        ),
+    ];
+    for (host, proto, http_host, name, port) in cases {
+        let mut extra: Vec<Pair> = vec![(b"HTTP_X_FORWARDED_HOST", host)];
+        if !proto.is_empty() {
+            extra.push((b"HTTP_X_FORWARDED_PROTO", proto));
+        }
+        let a = applied(Some("10.0.0.1"), &extra, "", &["10.0.0.0/8"]);
+        let got = (
+            a.get("HTTP_HOST"),
+            a.get("SERVER_NAME"),
+            a.get("SERVER_PORT"),
+        );
+        let want = (
+            Some(http_host.to_string()),
+            Some(name.to_string()),
+            Some(port.to_string()),
+        );
+        assert_eq!(got, want, "{}", text(host));
+    }
+    // The front end's own scheme counts when no X-Forwarded-Proto says otherwise.
+    let a = applied(
+        Some("10.0.0.1"),
+        &[
+            (b"HTTPS", b"on"),
+            (b"HTTP_X_FORWARDED_HOST", b"www.example.org"),
+        ],
+        "",
+        &["10.0.0.0/8"],
+    );
+    assert_eq!(a.get("SERVER_PORT").as_deref(), Some("443"));
+    // Bad values are ignored.
+    for bad in [
+        &b""[..],
+        b"evil.example/path",
+        b"evil.example\r\nX-Injected: 1",
+        b"evil example",
+        b"user@evil.example",
+        b"evil.example:",
+        b"evil.example:0",
+        b"evil.example:65536",
+        b"evil.example:80x",
+        b"evil.example:80:81",
+        b"2001:db8::5",
+        b"[2001:db8::5",
+        b"[not-an-address]",
+        b"[2001:db8::5]80",
+        b"http://evil.example",
+        b"evil.example%2f",
+        b"caf\xc3\xa9.example",
+        b":8080",
+    ] {
+        let a = applied(
+            Some("10.0.0.1"),
+            &[(b"HTTP_X_FORWARDED_HOST", bad)],
+            "",
+            &["10.0.0.0/8"],
+        );
+        assert_eq!(
+            a.get("HTTP_HOST").as_deref(),
+            Some("backend.internal:8080"),
+            "{}",
+            text(bad)
+        );
+        assert_eq!(a.get("SERVER_NAME").as_deref(), Some("backend.internal"));
+        assert_eq!(a.get("SERVER_PORT").as_deref(), Some("8080"));
+    }
+    // At most MAX_HOST bytes of name.
+    let name = |n: usize| "a".repeat(n);
+    let at = name(forwarded::MAX_HOST);
+    let a = applied(
+        Some("10.0.0.1"),
+        &[(b"HTTP_X_FORWARDED_HOST", at.as_bytes())],
+        "",
+        &["10.0.0.0/8"],
+    );
+    assert_eq!(a.get("SERVER_NAME"), Some(at));
+    let past = name(forwarded::MAX_HOST + 1);
+    let a = applied(
+        Some("10.0.0.1"),
+        &[(b"HTTP_X_FORWARDED_HOST", past.as_bytes())],
+        "",
+        &["10.0.0.0/8"],
+    );
+    assert_eq!(a.get("SERVER_NAME").as_deref(), Some("backend.internal"));
+    // No Host header sent: the forwarded one is added.
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REQUEST_URI", b"/"),
+        (b"REMOTE_ADDR", b"10.0.0.1"),
+        (b"HTTP_X_FORWARDED_HOST", b"www.example.org"),
+    ]);
+    let mut env = build(&params, "", &local()).unwrap();
+    forwarded::apply(&mut env, &params, &proxies(&["10.0.0.0/8"]));
+    assert_eq!(var(&env, "HTTP_HOST"), Some(&b"www.example.org"[..]));
+    assert_eq!(var(&env, "SERVER_NAME"), Some(&b"www.example.org"[..]));
+}
+
+#[test]
+fn forwarded_prefix_goes_in_front_of_the_mount_and_nowhere_else() {
+    // (mount, X-Forwarded-Prefix, SCRIPT_NAME afterwards)
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("/app", b"/shop", "/shop/app"),
+        ("/app", b"/shop/", "/shop/app"),
+        ("/app", b"/a/b", "/a/b/app"),
+        ("", b"/shop", "/shop"),
+        ("/app", b"/", "/app"),
+        ("/app", b" /shop ", "/shop/app"),
+        // Decoded like every path in the environ.
+        ("/app", b"/caf%C3%A9", "/caf\u{e9}/app"),
+        ("/app", b"/a%20b", "/a b/app"),
+        (
+            "/app",
+            b"/~u/x-y_z.1/a:b@c!$&'()*+;=",
+            "/~u/x-y_z.1/a:b@c!$&'()*+;=/app",
+        ),
+        ("/app", b"/.well-known/...", "/.well-known/.../app"),
+        // The right-most entry of a list.
+        ("/app", b"/evil, /shop", "/shop/app"),
+    ];
+    for (mount, prefix, script_name) in cases {
+        let a = applied(
+            Some("10.0.0.1"),
+            &[(b"HTTP_X_FORWARDED_PREFIX", prefix)],
+            mount,
+            &["10.0.0.0/8"],
+        );
+        assert_eq!(
+            a.get("SCRIPT_NAME").as_deref(),
+            Some(*script_name),
+            "{}",
+            text(prefix)
+        );
+        let path_info = if mount.is_empty() { "/app/x" } else { "/x" };
+        assert_eq!(
+            a.get("PATH_INFO").as_deref(),
+            Some(path_info),
+            "{}",
+            text(prefix)
+        );
+    }
+    // Escapes, absolute URLs, scheme-relative URLs, dot segments, NUL, control characters:
+    // ignored, SCRIPT_NAME stays the mount.
+    for bad in [
+        &b""[..],
+        b"shop",
+        b"..",
+        b"/..",
+        b"/../etc",
+        b"/a/../b",
+        b"/a/..",
+        b"/.",
+        b"/./a",
+        b"/%2e%2e",
+        b"/%2E%2E/x",
+        b"/a/%2e",
+        b"//evil.example",
+        b"//evil.example/x",
+        b"/a//b",
+        b"/a/b//",
+        b"/%2Fevil.example",
+        b"/a%2F%2Fb",
+        b"/%5Cevil.example",
+        b"/\\evil.example",
+        b"http://evil.example/x",
+        b"https:/x",
+        b"javascript:alert(1)",
+        b"/a%00b",
+        b"/a%0d%0aX-Injected:%201",
+        b"/a%7f",
+        b"/a\tb",
+        b"/a b",
+        b"/a?b",
+        b"/a#b",
+        b"/a%2",
+        b"/a%zz",
+        b"/caf\xc3\xa9",
+        b"/a\"b",
+        b"/a<b>",
+    ] {
+        let a = applied(
+            Some("10.0.0.1"),
+            &[(b"HTTP_X_FORWARDED_PREFIX", bad)],
+            "/app",
+            &["10.0.0.0/8"],
+        );
+        assert_eq!(
+            a.get("SCRIPT_NAME").as_deref(),
+            Some("/app"),
+            "{}",
+            text(bad)
+        );
+        assert_eq!(a.get("PATH_INFO").as_deref(), Some("/x"), "{}", text(bad));
+    }
+}
+
+/// Each header is applied on its own: a bad one does not stop the others.
+#[test]
+fn each_forwarded_header_stands_alone() {
+    let a = applied(
+        Some("10.0.0.1"),
+        &[
+            (b"HTTP_X_FORWARDED_FOR", b"unknown"),
+            (b"HTTP_X_FORWARDED_PROTO", b"https"),
+            (b"HTTP_X_FORWARDED_HOST", b"bad host"),
+            (b"HTTP_X_FORWARDED_PREFIX", b"/shop"),
+        ],
+        "/app",
+        &["10.0.0.0/8"],
+    );
+    assert_eq!(a.get("REMOTE_ADDR").as_deref(), Some("10.0.0.1"));
+    assert_eq!(a.get("REMOTE_PORT").as_deref(), Some("40000"));
+    assert_eq!(a.scheme, "https");
+    assert_eq!(a.get("HTTP_HOST").as_deref(), Some("backend.internal:8080"));
+    assert_eq!(a.get("SCRIPT_NAME").as_deref(), Some("/shop/app"));
+    // Nothing forwarded at all, from a trusted proxy: the environ is build's.
+    let params = params_of(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REMOTE_ADDR", b"10.0.0.1"),
+        (b"DOCUMENT_URI", b"/x"),
+    ]);
+    let plain = build(&params, "", &local()).unwrap();
+    let mut env = build(&params, "", &local()).unwrap();
+    forwarded::apply(&mut env, &params, &proxies(&["10.0.0.0/8"]));
+    assert_eq!(env, plain);
+}

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::settings::{Listen, ListenAddr, OffloadMode};
+use super::settings::{Listen, ListenAddr, OffloadMode, TrustedProxy};
 use super::values::{
     parse_body_limit, parse_duration_ms, parse_env_pair, parse_listen, parse_listen_addr,
-    parse_mode, parse_offload, parse_offload_pair, parse_size, BodyLimit,
+    parse_mode, parse_offload, parse_offload_pair, parse_size, parse_trusted_proxy, BodyLimit,
 };
 
 const AFTER_HELP: &str = "\
@@ -248,6 +248,12 @@ pub struct Cli {
     /// (x-sendfile) (repeatable) [default: none]
     #[arg(long, value_name = "PATH=URI", value_parser = parse_offload_pair)]
     pub offload_map: Vec<(String, String)>,
+
+    /// Front-end clients whose X-Forwarded-For, -Proto, -Host and -Prefix headers are
+    /// applied: addresses, ranges (10.0.0.0/8, fd00::/8) or unix, comma-separated
+    /// (repeatable) [default: none]
+    #[arg(long, value_name = "ADDR[/BITS],...", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 /// A path, which may be empty (clap's own path parser refuses "").

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use toml::{Spanned, Value};
 
-use super::settings::OffloadMode;
+use super::settings::{OffloadMode, TrustedProxy};
 use super::values::{
     check_mode, parse_body_limit, parse_duration_ms, parse_mode, parse_offload, parse_size,
-    seconds_to_ms, BodyLimit, Millis, Mode, OneOrMany, Size,
+    parse_trusted_proxy, seconds_to_ms, BodyLimit, Millis, Mode, OneOrMany, Size,
 };
 
 /// The contents of a configuration file.
@@ -70,6 +70,7 @@ pub struct FileConfig {
     pub offload: Option<OffloadMode>,
     /// (path, URI or path) pairs, as written.
     pub offload_map: Option<Vec<(String, String)>>,
+    pub trusted_proxies: Option<Vec<TrustedProxy>>,
     /// The line each key is on, for messages about values checked after parsing.
     pub lines: BTreeMap<String, usize>,
     /// Keys whose values were refused (`load_partial`): left unset here.
@@ -77,7 +78,7 @@ pub struct FileConfig {
 }
 
 /// Every key a file may set.
-pub const KEYS: [&str; 47] = [
+pub const KEYS: [&str; 48] = [
     "name",
     "app",
     "authorizer",
@@ -125,6 +126,7 @@ pub const KEYS: [&str; 47] = [
     "socket_group",
     "offload",
     "offload_map",
+    "trusted_proxies",
 ];
 
 const A_STRING: &str = "a string";
@@ -222,6 +224,7 @@ impl FileConfig {
             "socket_group" => self.socket_group = Some(account(value)?),
             "offload" => self.offload = Some(parse_offload(&string(value)?)?),
             "offload_map" => self.offload_map = Some(offload_map(value)?),
+            "trusted_proxies" => self.trusted_proxies = Some(trusted_proxies(value)?),
             _ => return Err(unknown_key(key)),
         }
         Ok(())
@@ -523,6 +526,22 @@ fn offload_map(v: Value) -> Result<Vec<(String, String)>, String> {
             })
             .collect(),
         other => Err(expected(A_MAP, &other)),
+    }
+}
+
+/// `["10.0.0.0/8", "::1", "unix"]`: each entry parsed.
+fn trusted_proxies(v: Value) -> Result<Vec<TrustedProxy>, String> {
+    const PROXIES: &str =
+        "a list of addresses, ranges or \"unix\", such as [\"10.0.0.0/8\", \"::1\", \"unix\"]";
+    match v {
+        Value::Array(items) => strings(items, PROXIES)?
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                parse_trusted_proxy(s).map_err(|e| format!("item {} of the list: {e}", i + 1))
+            })
+            .collect(),
+        other => Err(expected(PROXIES, &other)),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Rules:
 //! - a value given on the command line wins over the file's; list options given on the
-//!   command line (`--pythonpath`, `--env`) replace the file's list, and any `--fastcgi` or
-//!   `--scgi` replaces all the file's listeners (both `fastcgi` and `scgi`);
+//!   command line (`--pythonpath`, `--env`, `--offload-map`, `--trusted-proxies`) replace
+//!   the file's list, and any `--fastcgi` or `--scgi` replaces all the file's listeners
+//!   (both `fastcgi` and `scgi`);
 //! - relative paths are anchored at the working directory when they come from the command
 //!   line and at the file's directory when they come from the file, so every path in
 //!   `Settings` is absolute;
@@ -20,7 +21,9 @@ use std::path::{Component, Path, PathBuf};
 use super::cli::Cli;
 use super::file::FileConfig;
 use super::files;
-use super::settings::{LimitsConfig, Listen, ListenAddr, Protocol, Recycle, Settings, Timeouts};
+use super::settings::{
+    LimitsConfig, Listen, ListenAddr, Protocol, Recycle, Settings, Timeouts, TrustedProxies,
+};
 use super::values::{
     check_env_name, check_env_value, check_name, format_listen_addr, format_size, normalize_mount,
     parse_listen, parse_listen_addr, BodyLimit, OneOrMany,
@@ -57,12 +60,14 @@ pub const MAX_PARAMS: usize = Params::MAX_COUNT;
 pub const MAX_SCGI_HEADER: usize = Params::MAX_BYTES;
 /// A worker posts its connection count on the board in a `u32` slot.
 pub const MAX_CONNECTIONS: usize = crate::board::MAX_COUNT;
-/// Buffered bytes are counted against the lengths of `Vec`s, which hold at most
 /// The shortest `max_lifetime` and `max_cpu_time`: a worker replaced more often than this
 /// would spend its life loading the application.
 pub const MIN_RECYCLE_MS: u64 = 1000;
+/// Buffered bytes are counted against the lengths of `Vec`s, which hold at most
 /// `isize::MAX` bytes.
 pub const MAX_BUFFER: usize = isize::MAX as usize;
+/// Entries of `trusted_proxies`, each matched against every request from a proxy.
+pub const MAX_TRUSTED_PROXIES: usize = crate::environ::forwarded::MAX_TRUSTED_PROXIES;
 
 /// What resolution needs from the process: where relative command-line paths are anchored,
 /// and the `RUST_LOG` fallback for the log filter.
@@ -568,6 +573,7 @@ pub fn merge_app(
 
     let privileges = privileges::privileges(&m, cli, f, &mut problems);
     let offload = offload::offload(&m, cli, f, &mut problems);
+    let trusted_proxies = problems.take(m.trusted_proxies(cli, f)).unwrap_or_default();
 
     problems.into_result()?;
     // Without problems, the application was given and is valid.
@@ -598,6 +604,7 @@ pub fn merge_app(
         log_level,
         privileges,
         offload,
+        trusted_proxies,
     })
 }
 
@@ -789,6 +796,26 @@ impl Merger<'_> {
             check_env_value(name, value).map_err(|e| p.err(e))?;
         }
         Ok(p.value)
+    }
+
+    /// The command line's list, else the file's; at most `MAX_TRUSTED_PROXIES` entries
+    /// once repeats are dropped.
+    fn trusted_proxies(&self, cli: &Cli, f: &FileConfig) -> Result<TrustedProxies, ConfigError> {
+        let Some(p) = self.pick(
+            "trusted_proxies",
+            non_empty(cli.trusted_proxies.clone()),
+            f.trusted_proxies.clone(),
+        ) else {
+            return Ok(TrustedProxies::default());
+        };
+        let list = TrustedProxies::new(p.value.iter().copied());
+        let n = list.entries().len();
+        if n > MAX_TRUSTED_PROXIES {
+            return Err(p.err(format!(
+                "{n} entries; at most {MAX_TRUSTED_PROXIES} may be given"
+            )));
+        }
+        Ok(list)
     }
 
     fn log_level(&self, cli: &Cli, f: &FileConfig, ctx: &Context) -> Result<String, ConfigError> {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use crate::environ::forwarded::{TrustedProxies, TrustedProxy};
 use crate::protocol::Limits;
 
 /// Name of the environment variable that carries a `WorkerSpec` as JSON to a worker; the
@@ -95,6 +96,9 @@ pub struct Settings {
     pub privileges: Privileges,
     /// Whether file responses are handed to the front end to send (`crate::offload`).
     pub offload: Offload,
+    /// The front-end clients whose `X-Forwarded-*` headers are applied
+    /// (`crate::environ::forwarded`); empty: nobody's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// How a `wsgi.file_wrapper` response over a regular file is handed to the front end, which

@@ -1,5 +1,6 @@
 //! The value syntaxes shared by the command line and the configuration file: listen
-//! addresses, byte sizes, durations, socket modes, `NAME=VALUE` pairs and mount points.
+//! addresses, byte sizes, durations, socket modes, `NAME=VALUE` pairs, mount points and
+//! trusted proxies (`parse_trusted_proxy`, defined with the rules that use it).
 //!
 //! Each parser returns a message that says what was expected, so both the CLI and the file
 //! loader can put the option's name in front of it.
@@ -8,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::settings::{Listen, ListenAddr, OffloadMode, Protocol, WORKER_SPEC_ENV};
+pub use crate::environ::forwarded::parse_trusted_proxy;
 
 /// The longest duration any timeout accepts: one year, in milliseconds.
 pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;

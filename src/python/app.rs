@@ -33,6 +33,9 @@ pub struct App {
     timed: bool,
     /// File responses handed to the front end, when configured.
     pub(super) offload: Option<crate::offload::Offloader>,
+    /// Whose `X-Forwarded-*` headers are applied; None when nobody's, so a request then
+    /// does no work for them at all.
+    trusted_proxies: Option<crate::config::TrustedProxies>,
 }
 
 impl App {
@@ -61,6 +64,8 @@ impl App {
                     &settings.offload,
                     settings.privileges.chroot.as_deref(),
                 ),
+                trusted_proxies: (!settings.trusted_proxies.is_empty())
+                    .then(|| settings.trusted_proxies.clone()),
             })
         })
     }
@@ -87,7 +92,12 @@ impl App {
             Role::Authorizer => "",
         };
         let env = match crate::environ::build_with(exchange.params(), mount, &local, spare) {
-            Ok(env) => env,
+            Ok(mut env) => {
+                if let Some(trusted) = &self.trusted_proxies {
+                    crate::environ::forwarded::apply(&mut env, exchange.params(), trusted);
+                }
+                env
+            }
             Err(reject) => {
                 let (status, text) = match reject {
                     crate::environ::Reject::NotFound => ("404 Not Found", "Not Found\n"),

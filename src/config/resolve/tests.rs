@@ -696,3 +696,105 @@ fn apps_are_checked_against_each_other() {
         );
     }
 }
+
+#[test]
+fn trusted_proxies_from_the_file_and_the_command_line() {
+    use crate::config::TrustedProxy::{self, Net, Unix};
+    let net = |a: &str, bits: u8| Net {
+        addr: a.parse().unwrap(),
+        bits,
+    };
+    let entries = |s: &Settings| s.trusted_proxies.entries().to_vec();
+    let run = |args: &[&str], toml: &str| merge_for_test(args, toml, "/etc/wsgid/site.toml", "/");
+    // None by default.
+    assert!(run(&[], "").unwrap().trusted_proxies.is_empty());
+    let toml = "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\", \"::1\", \"unix\"]";
+    let want: Vec<TrustedProxy> = vec![
+        net("10.0.0.0", 8),
+        net("127.0.0.1", 32),
+        net("::1", 128),
+        Unix,
+    ];
+    assert_eq!(entries(&run(&[], toml).unwrap()), want);
+    // Comma-separated, repeated, or both; the command line's list replaces the file's.
+    for args in [
+        &["--trusted-proxies", "192.168.0.0/16,fd00::/8"][..],
+        &[
+            "--trusted-proxies",
+            "192.168.0.0/16",
+            "--trusted-proxies",
+            "fd00::/8",
+        ],
+        &[
+            "--trusted-proxies",
+            "192.168.0.0/16",
+            "--trusted-proxies=fd00::/8,192.168.0.0/16",
+        ],
+    ] {
+        assert_eq!(
+            entries(&run(args, toml).unwrap()),
+            vec![net("192.168.0.0", 16), net("fd00::", 8)],
+            "{args:?}"
+        );
+    }
+    // An empty list in the file is none.
+    assert!(run(&[], "trusted_proxies = []")
+        .unwrap()
+        .trusted_proxies
+        .is_empty());
+
+    // A bad entry names the option, or the key, its line and the item.
+    let e = Cli::try_parse_from(["wsgid", "a:b", "--trusted-proxies", "10.0.0.0/8,10.1.0.0/8"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--trusted-proxies"), "{e}");
+    assert!(e.contains("write 10.0.0.0/8"), "{e}");
+    let e =
+        Cli::try_parse_from(["wsgid", "a:b", "--trusted-proxies", "proxy.example"]).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    for (toml, message) in [
+        (
+            "trusted_proxies = \"10.0.0.0/8\"",
+            "trusted_proxies, line 1: expected a list of addresses, ranges or \"unix\", such as \
+             [\"10.0.0.0/8\", \"::1\", \"unix\"], got the string \"10.0.0.0/8\"",
+        ),
+        (
+            "\ntrusted_proxies = [\"::1\", \"10.0.0.0/33\"]",
+            "trusted_proxies, line 2: item 2 of the list: \"10.0.0.0/33\": the prefix length \
+             must be a number from 0 to 32",
+        ),
+        (
+            "trusted_proxies = [\"::1\", 10]",
+            "trusted_proxies, line 1: expected a list of addresses, ranges or \"unix\", such as \
+             [\"10.0.0.0/8\", \"::1\", \"unix\"], got a list whose item 2 is the number 10",
+        ),
+    ] {
+        assert_eq!(FileConfig::parse(toml).unwrap_err(), message, "{toml}");
+    }
+
+    // At most MAX_TRUSTED_PROXIES entries, counted once repeats are dropped.
+    let list = |n: usize, repeat: usize| {
+        let mut v: Vec<String> = (0..n)
+            .map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256))
+            .collect();
+        v.extend((0..repeat).map(|_| "\"10.0.0.0/24\"".to_string()));
+        format!("trusted_proxies = [{}]", v.join(", "))
+    };
+    let s = run(&[], &list(MAX_TRUSTED_PROXIES, 5)).unwrap();
+    assert_eq!(s.trusted_proxies.entries().len(), MAX_TRUSTED_PROXIES);
+    let e = err(run(&[], &list(MAX_TRUSTED_PROXIES + 1, 0)));
+    assert_eq!(
+        e,
+        format!(
+            "trusted_proxies in /etc/wsgid/site.toml: {} entries; at most \
+             {MAX_TRUSTED_PROXIES} may be given",
+            MAX_TRUSTED_PROXIES + 1
+        )
+    );
+
+    // The list reaches a worker as it was configured.
+    let s = run(&[], toml).unwrap();
+    let json = serde_json::to_string(&s).unwrap();
+    let back: Settings = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.trusted_proxies, s.trusted_proxies);
+}
