@@ -58,7 +58,7 @@ impl App {
     pub fn run(&self, job: Job) {
         let Job {
             exchange,
-            local,
+            listening,
             counted: _counted,
         } = job;
         if let Some(why) = exchange.aborted() {
@@ -69,7 +69,14 @@ impl App {
             return;
         }
         let spare = SPARE_VARS.take();
-        let env = match crate::environ::build_with(exchange.params(), &self.mount, &local, spare) {
+        let built =
+            crate::environ::build_with(exchange.params(), &self.mount, &listening.local, spare);
+        let watch = &listening.mount_watch;
+        if watch.watching() && !matches!(built, Err(crate::environ::Reject::BadRequest(_))) {
+            let fit = crate::environ::mount_fit(exchange.params(), &self.mount);
+            watch.observe(&fit, &exchange.ident());
+        }
+        let env = match built {
             Ok(env) => env,
             Err(reject) => {
                 let (status, text) = match reject {
