@@ -174,10 +174,9 @@ impl MountWatch {
                      {param} {:?}, which does not start with it ({request}); wsgid makes \
                      SCRIPT_NAME from its mount point ({}) and the request path, so the \
                      application's SCRIPT_NAME and PATH_INFO do not spell the URL the client \
-                     asked for. Fix: have the front end pass the whole path (no nginx \
-                     rewrite or fastcgi_split_path_info that strips the prefix, no SCRIPT_NAME \
-                     param set by hand; for Apache, the same path in ProxyPass and in the \
-                     backend URL), and {fix}",
+                     asked for. Fix: have the front end pass the path as the client sent it \
+                     (no nginx, Apache or lighttpd rewrite that strips the prefix, no \
+                     SCRIPT_NAME param set by hand), and {fix}",
                     String::from_utf8_lossy(script_name),
                     String::from_utf8_lossy(value),
                     self.mount_text(),
