@@ -14,6 +14,10 @@
 //!
 //! Each slot also holds what `wsgid status` shows of its worker: requests taken and in
 //! flight, which the worker posts every second.
+//!
+//! After the slots, one word per listener of the pool, which its workers share for the
+//! mount mismatch warning (`worker::mount_watch`), so that the warning is logged once per
+//! listener rather than once per worker.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -51,10 +55,11 @@ pub struct Posted {
     pub connections: Option<u32>,
 }
 
-/// One `Cell` per worker slot, in shared memory.
+/// One `Cell` per worker slot, then one `AtomicU32` per listener, in shared memory.
 pub struct Board {
     base: NonNull<Cell>,
     slots: usize,
+    listeners: usize,
 }
 
 // SAFETY: the mapping holds only atomics, meant to be shared between processes and threads
@@ -64,35 +69,35 @@ unsafe impl Send for Board {}
 unsafe impl Sync for Board {}
 
 impl Board {
-    /// The master's: a new board of `slots` vacant slots, and the descriptor (close-on-exec)
-    /// that workers map it from.
-    pub fn create(slots: usize) -> io::Result<(Board, OwnedFd)> {
+    /// The master's: a new board of `slots` vacant slots and `listeners` listener words
+    /// (zero), and the descriptor (close-on-exec) that workers map it from.
+    pub fn create(slots: usize, listeners: usize) -> io::Result<(Board, OwnedFd)> {
         let fd = memfd_create("wsgid-board", MFdFlags::MFD_CLOEXEC)?;
-        let len = i64::try_from(byte_len(slots)?.get()).map_err(io::Error::other)?;
+        let len = i64::try_from(byte_len(slots, listeners)?.get()).map_err(io::Error::other)?;
         nix::unistd::ftruncate(&fd, len)?;
-        let board = Board::map(&fd, slots)?;
+        let board = Board::map(&fd, slots, listeners)?;
         for i in 0..slots {
             board.vacate(i);
         }
         Ok((board, fd))
     }
 
-    /// A worker's: maps the board passed down as descriptor `fd`, of `slots` slots, and
-    /// closes the descriptor (the mapping outlives it).
-    pub fn adopt(fd: OwnedFd, slots: usize) -> io::Result<Board> {
+    /// A worker's: maps the board passed down as descriptor `fd`, of `slots` slots and
+    /// `listeners` listener words, and closes the descriptor (the mapping outlives it).
+    pub fn adopt(fd: OwnedFd, slots: usize, listeners: usize) -> io::Result<Board> {
         let st = nix::sys::stat::fstat(&fd)?;
-        let need = byte_len(slots)?.get();
+        let need = byte_len(slots, listeners)?.get();
         if !usize::try_from(st.st_size).is_ok_and(|have| have >= need) {
             return Err(io::Error::other(format!(
                 "the connection board is {} bytes, {need} expected",
                 st.st_size
             )));
         }
-        Board::map(&fd, slots)
+        Board::map(&fd, slots, listeners)
     }
 
-    fn map(fd: impl AsFd, slots: usize) -> io::Result<Board> {
-        let len = byte_len(slots)?;
+    fn map(fd: impl AsFd, slots: usize, listeners: usize) -> io::Result<Board> {
+        let len = byte_len(slots, listeners)?;
         // SAFETY: a new shared mapping of a file at least `len` bytes long (made so by
         // `create`, checked by `adopt`), at an address the kernel picks; no Rust reference
         // points into it yet. Page alignment satisfies `Cell`'s.
@@ -109,6 +114,7 @@ impl Board {
         Ok(Board {
             base: base.cast(),
             slots,
+            listeners,
         })
     }
 
@@ -117,6 +123,18 @@ impl Board {
         // `self` and is zero-filled or written only through atomics (a zeroed `Cell` is
         // valid); every field allows shared mutation but `_pad`, which is never written.
         (i < self.slots).then(|| unsafe { &*self.base.as_ptr().add(i) })
+    }
+
+    /// The shared word of listener `i` (see the module doc); None past the last one.
+    pub fn listener_word(&self, i: usize) -> Option<&AtomicU32> {
+        // SAFETY: the words start right after the `slots` cells (a multiple of `Cell`'s
+        // alignment, which is more than `AtomicU32`'s) and `i < listeners` keeps this one
+        // inside the mapping (`byte_len`), which lives as long as `self`; a zeroed word is
+        // valid and every access is atomic.
+        (i < self.listeners).then(|| unsafe {
+            let words = self.base.as_ptr().add(self.slots).cast::<AtomicU32>();
+            &*words.add(i)
+        })
     }
 
     fn slot(&self, i: usize) -> Option<&AtomicU32> {
@@ -180,7 +198,7 @@ impl Board {
 
 impl Drop for Board {
     fn drop(&mut self) {
-        if let Ok(len) = byte_len(self.slots) {
+        if let Ok(len) = byte_len(self.slots, self.listeners) {
             // SAFETY: unmaps exactly the mapping `map` made; no reference into it outlives
             // `self` (`slot` borrows from `self`).
             let _ = unsafe { munmap(self.base.cast(), len.get()) };
@@ -188,10 +206,12 @@ impl Drop for Board {
     }
 }
 
-fn byte_len(slots: usize) -> io::Result<NonZeroUsize> {
+/// The mapping's length: at least one cell, then the listener words.
+fn byte_len(slots: usize, listeners: usize) -> io::Result<NonZeroUsize> {
     slots
         .max(1)
         .checked_mul(size_of::<Cell>())
+        .and_then(|cells| cells.checked_add(listeners.checked_mul(size_of::<AtomicU32>())?))
         .and_then(NonZeroUsize::new)
         .ok_or_else(|| io::Error::other("connection board too large"))
 }
@@ -199,14 +219,15 @@ fn byte_len(slots: usize) -> io::Result<NonZeroUsize> {
 #[cfg(test)]
 mod tests {
     use super::{Board, VACANT};
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn counts_written_by_one_mapping_are_read_by_another() {
-        let (master, fd) = Board::create(3).expect("board");
+        let (master, fd) = Board::create(3, 2).expect("board");
         assert_eq!(master.fewest_besides(0), None, "all slots start vacant");
         // A second mapping of the same memory, as a worker makes from the inherited fd.
         let dup = nix::unistd::dup(&fd).expect("dup");
-        let worker = Board::adopt(dup, 3).expect("adopt");
+        let worker = Board::adopt(dup, 3, 2).expect("adopt");
         worker.set(1, 7);
         worker.set(2, 4);
         assert_eq!(master.fewest_besides(0), Some(4));
@@ -242,10 +263,38 @@ mod tests {
     }
 
     #[test]
-    fn a_descriptor_too_small_for_the_slots_is_refused() {
-        let (_board, fd) = Board::create(2).expect("board");
+    fn listener_words_are_shared_and_apart_from_the_slots() {
+        let (master, fd) = Board::create(2, 3).expect("board");
         let dup = nix::unistd::dup(&fd).expect("dup");
-        let err = Board::adopt(dup, 64)
+        let worker = Board::adopt(dup, 2, 3).expect("adopt");
+        let word = |b: &Board, i| b.listener_word(i).map(|w| w.load(Ordering::Relaxed));
+        assert_eq!((word(&master, 0), word(&master, 2)), (Some(0), Some(0)));
+        assert_eq!(word(&master, 3), None, "past the last listener");
+        worker
+            .listener_word(2)
+            .expect("word 2")
+            .fetch_or(5, Ordering::Relaxed);
+        assert_eq!(word(&master, 2), Some(5));
+        // Slots and words do not overlap.
+        master.set(1, 9);
+        master.post(1, u64::MAX, u64::MAX);
+        assert_eq!(
+            (word(&worker, 0), word(&worker, 1), word(&worker, 2)),
+            (Some(0), Some(0), Some(5))
+        );
+        assert_eq!(worker.read(1).connections, Some(9));
+    }
+
+    #[test]
+    fn a_descriptor_too_small_for_the_slots_is_refused() {
+        let (_board, fd) = Board::create(2, 1).expect("board");
+        let dup = nix::unistd::dup(&fd).expect("dup");
+        let err = Board::adopt(dup, 2, 2)
+            .err()
+            .expect("a board of 1 listener word adopted with 2");
+        assert!(err.to_string().contains("expected"), "{err}");
+        let dup = nix::unistd::dup(&fd).expect("dup");
+        let err = Board::adopt(dup, 64, 1)
             .err()
             .expect("a 2-slot board adopted as 64 slots");
         assert!(err.to_string().contains("expected"), "{err}");

@@ -559,6 +559,206 @@ fn request_path<'a>(cgi: &Cgi<'a>) -> Cow<'a, [u8]> {
     path
 }
 
+/// How a request's path params fit the configured mount point, for the warning a worker
+/// logs when a front end's setup and wsgid's `mount` disagree (see [`mount_fit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountFit<'a> {
+    /// The request path is inside the mount, and the front end's SCRIPT_NAME, if any,
+    /// agrees with it.
+    Inside,
+    /// The request path is outside the mount point: the request gets a 404.
+    Outside,
+    /// The front end sent a SCRIPT_NAME that the request path it names elsewhere does not
+    /// start with: the application's SCRIPT_NAME and PATH_INFO do not spell the URL the
+    /// client asked for.
+    ScriptNameMismatch {
+        /// SCRIPT_NAME as sent.
+        script_name: &'a [u8],
+        /// The param it disagrees with: "DOCUMENT_URI" or "REQUEST_URI".
+        param: &'static str,
+        /// That param's value as sent.
+        value: &'a [u8],
+        /// The prefix the front end appears to strip (the decoded REQUEST_URI path less
+        /// the request path wsgid uses), without a trailing '/': the mount the
+        /// application should have. None when it cannot be told.
+        stripped: Option<Vec<u8>>,
+    },
+    /// Nothing to tell from this request: it is refused anyway (a NUL, a dot segment).
+    Unknown,
+}
+
+/// How the params of one request fit `mount` (the pure rule behind the mount mismatch
+/// warning; [`build`] serves the request whatever this says).
+///
+/// - [`MountFit::ScriptNameMismatch`] when the front end sent a SCRIPT_NAME S other than
+///   "" or "/" and S (without a trailing '/') is not a prefix of DOCUMENT_URI, when that
+///   is sent, or not a prefix of the client's request path (the REQUEST_URI path,
+///   percent-decoded or as sent), when that is sent. Runs of '/' count as one on both
+///   sides, as front ends merge them. A request path that ends with '/' and is itself a
+///   prefix of S also fits (nginx's `fastcgi_index` appends a file name to such a
+///   SCRIPT_NAME). A REQUEST_URI whose path holds an encoded slash (`%2F`) or a dot
+///   segment is not compared: front ends decode and resolve those in their own ways.
+///   Every shape of nginx, Apache and lighttpd in shared/frontends/ fits this rule; it is
+///   broken by a front end that strips the mount prefix before it passes the request on
+///   (an nginx `rewrite`, a SCRIPT_NAME param set by hand), so the application would build
+///   URLs without it.
+/// - Else [`MountFit::Outside`] or [`MountFit::Inside`], by the mount rule of [`build`]
+///   applied to the request path P.
+/// - [`MountFit::Unknown`] when [`build`] refuses the request for a NUL or a dot segment.
+pub fn mount_fit<'a>(params: &'a Params, mount: &str) -> MountFit<'a> {
+    if find_nul(params).is_some() {
+        return MountFit::Unknown;
+    }
+    let cgi = Cgi::read(params);
+    let path = request_path(&cgi);
+    if check_path(&path).is_err() {
+        return MountFit::Unknown;
+    }
+    if let Some((script_name, param, value)) = script_name_mismatch(&cgi) {
+        return MountFit::ScriptNameMismatch {
+            script_name,
+            param,
+            value,
+            stripped: stripped_prefix(&cgi, &path),
+        };
+    }
+    if inside(&path, mount.as_bytes()) {
+        MountFit::Inside
+    } else {
+        MountFit::Outside
+    }
+}
+
+/// Whether P is inside the mount point M (see [`build`]).
+fn inside(path: &[u8], m: &[u8]) -> bool {
+    m.is_empty() || (path.starts_with(m) && (path.len() == m.len() || path[m.len()] == b'/'))
+}
+
+/// SCRIPT_NAME, and the param and value it disagrees with (see [`mount_fit`]).
+fn script_name_mismatch<'a>(cgi: &Cgi<'a>) -> Option<(&'a [u8], &'static str, &'a [u8])> {
+    let sent = cgi.script_name?;
+    let s = trim_slashes(sent);
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(doc) = cgi.document_uri.filter(|d| !d.is_empty()) {
+        if !fits(s, doc, false) {
+            return Some((sent, "DOCUMENT_URI", doc));
+        }
+    }
+    if let Some(uri) = cgi.request_uri.filter(|u| !u.is_empty()) {
+        let raw = uri_path(uri);
+        if !undecidable(raw) && !fits(s, raw, true) && !fits(s, raw, false) {
+            return Some((sent, "REQUEST_URI", uri));
+        }
+    }
+    None
+}
+
+/// `s` without its trailing '/'s.
+fn trim_slashes(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &s[..end]
+}
+
+/// Whether SCRIPT_NAME `s` fits request path `path` (percent-decoded first when `decode`):
+/// `s` is a prefix of it, or it ends with '/' and is a prefix of `s`; runs of '/' count as
+/// one. No allocation: both sides are compared as they are read.
+fn fits(s: &[u8], path: &[u8], decode: bool) -> bool {
+    let mut a = Normalized::new(s, false);
+    let mut b = Normalized::new(path, decode);
+    loop {
+        match (a.next(), b.next()) {
+            (None, _) => return true,
+            (Some(_), None) => return b.last == Some(b'/'),
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+    }
+}
+
+/// A raw request path that [`fits`] does not judge: it holds an encoded slash, or a "." or
+/// ".." segment once decoded.
+fn undecidable(raw: &[u8]) -> bool {
+    if raw
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+    {
+        return true;
+    }
+    let mut segment: Option<usize> = Some(0); // dots in the segment so far, None: not only dots
+    for b in Normalized::new(raw, true).chain(std::iter::once(b'/')) {
+        match (b, segment) {
+            (b'/', Some(1 | 2)) => return true,
+            (b'/', _) => segment = Some(0),
+            (b'.', Some(n)) => segment = Some(n + 1),
+            _ => segment = None,
+        }
+    }
+    false
+}
+
+/// The bytes of a path with runs of '/' read as one, percent-decoded when `decode`
+/// (a '%' not followed by two hex digits stays as is, as in [`percent_decode`]).
+struct Normalized<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    decode: bool,
+    /// The byte last returned.
+    last: Option<u8>,
+}
+
+impl<'a> Normalized<'a> {
+    fn new(bytes: &'a [u8], decode: bool) -> Self {
+        Normalized {
+            bytes,
+            at: 0,
+            decode,
+            last: None,
+        }
+    }
+}
+
+impl Iterator for Normalized<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        loop {
+            let &b = self.bytes.get(self.at)?;
+            let mut byte = b;
+            let mut len = 1;
+            if self.decode && b == b'%' {
+                if let (Some(h), Some(l)) = (
+                    self.bytes.get(self.at + 1).and_then(|&c| hex(c)),
+                    self.bytes.get(self.at + 2).and_then(|&c| hex(c)),
+                ) {
+                    byte = h << 4 | l;
+                    len = 3;
+                }
+            }
+            self.at += len;
+            if byte == b'/' && self.last == Some(b'/') {
+                continue;
+            }
+            self.last = Some(byte);
+            return Some(byte);
+        }
+    }
+}
+
+/// The prefix the front end appears to strip: the decoded REQUEST_URI path without the
+/// request path P at its end, and without a trailing '/'. None when P is not a proper tail
+/// of it (starting with '/') or no REQUEST_URI was sent.
+fn stripped_prefix(cgi: &Cgi<'_>, path: &[u8]) -> Option<Vec<u8>> {
+    let uri = cgi.request_uri?;
+    let full = merge_slashes(&percent_decode(uri_path(uri)));
+    if !path.starts_with(b"/") || full.len() <= path.len() || !full.ends_with(path) {
+        return None;
+    }
+    let prefix = trim_slashes(&full[..full.len() - path.len()]);
+    (prefix.starts_with(b"/")).then(|| prefix.to_vec())
+}
+
 /// SCRIPT_NAME and PATH_INFO values.
 type ScriptAndPath<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
@@ -573,8 +773,7 @@ fn split_at_mount<'a>(
     if m.is_empty() {
         return Ok((Cow::Borrowed(b""), path));
     }
-    let inside = path.starts_with(m) && (path.len() == m.len() || path[m.len()] == b'/');
-    if !inside {
+    if !inside(&path, m) {
         return Err(Reject::NotFound);
     }
     let script_name = match sent_script_name {

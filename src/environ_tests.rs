@@ -1989,3 +1989,248 @@ fn each_forwarded_header_stands_alone() {
     forwarded::apply(&mut env, &params, &proxies(&["10.0.0.0/8"]));
     assert_eq!(env, plain);
 }
+
+/// [`mount_fit`] of `pairs` at `mount`.
+fn fit_of(pairs: &[Pair<'_>], mount: &str) -> String {
+    let p = params_of(pairs);
+    format!("{:?}", mount_fit(&p, mount))
+}
+
+/// A mismatch as [`mount_fit`] reports it, in the form `fit_of` prints.
+fn mismatch(sn: &[u8], param: &'static str, value: &[u8], stripped: Option<&[u8]>) -> String {
+    format!(
+        "{:?}",
+        MountFit::ScriptNameMismatch {
+            script_name: sn,
+            param,
+            value,
+            stripped: stripped.map(<[u8]>::to_vec),
+        }
+    )
+}
+
+#[test]
+fn every_front_end_shape_fits_its_mount() {
+    let mut checked = 0;
+    for line in MATRIX.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let shape = cells[0];
+        for (col, cell) in cells[1..].iter().enumerate() {
+            if cell.parse::<u16>().is_ok() {
+                continue;
+            }
+            let (sn, pi) = cell.split_once('‖').expect("SCRIPT_NAME ‖ PATH_INFO");
+            let params = shape_params(shape, col, cell_value(sn), cell_value(pi));
+            for mount in ["", "/app"] {
+                let ctx = format!("{shape} {} mount {mount:?}", TARGETS[col]);
+                // The stock shapes never disagree with themselves: the fit is the 404 rule.
+                let want = match build(&params, mount, &local()) {
+                    Ok(_) => MountFit::Inside,
+                    Err(Reject::NotFound) => MountFit::Outside,
+                    Err(Reject::BadRequest(why)) => panic!("{ctx}: {why}"),
+                };
+                assert_eq!(mount_fit(&params, mount), want, "{ctx}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} cells checked");
+}
+
+#[test]
+fn a_front_end_that_strips_the_prefix_is_a_script_name_mismatch() {
+    let stripped = Some(&b"/app"[..]);
+    // nginx `location /app/ { rewrite ^/app(/.*)$ $1 break; include fastcgi_params; }`:
+    // $uri and $fastcgi_script_name are the rewritten path, REQUEST_URI the client's.
+    let nginx_stock: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/x"),
+        (b"REQUEST_URI", b"/app/x?q=1"),
+        (b"DOCUMENT_URI", b"/x"),
+    ];
+    for mount in ["", "/app", "/other"] {
+        assert_eq!(
+            fit_of(nginx_stock, mount),
+            mismatch(b"/x", "REQUEST_URI", b"/app/x?q=1", stripped),
+            "mount {mount:?}"
+        );
+    }
+    // The same rewrite with `fastcgi_param SCRIPT_NAME /app;` set by hand.
+    let nginx_static: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/x"),
+        (b"REQUEST_URI", b"/app/x"),
+        (b"DOCUMENT_URI", b"/x"),
+        (b"SCRIPT_NAME", b"/app"),
+        (b"PATH_INFO", b"/x"),
+    ];
+    assert_eq!(
+        fit_of(nginx_static, ""),
+        mismatch(b"/app", "DOCUMENT_URI", b"/x", stripped)
+    );
+    // lighttpd with url.rewrite-once stripping the prefix: SCRIPT_NAME + PATH_INFO of the
+    // rewritten path, REQUEST_URI the client's (percent-encoded).
+    let lighttpd: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/caf\xc3\xa9"),
+        (b"PATH_INFO", b"/y"),
+        (b"REQUEST_URI", b"/app//caf%C3%A9/y"),
+    ];
+    assert_eq!(
+        fit_of(lighttpd, ""),
+        mismatch(
+            b"/caf\xc3\xa9",
+            "REQUEST_URI",
+            b"/app//caf%C3%A9/y",
+            stripped
+        )
+    );
+    // No prefix to name when the paths share no tail.
+    let unrelated: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/app"),
+        (b"PATH_INFO", b"/x"),
+        (b"REQUEST_URI", b"/other/y"),
+    ];
+    assert_eq!(
+        fit_of(unrelated, "/app"),
+        mismatch(b"/app", "REQUEST_URI", b"/other/y", None)
+    );
+}
+
+#[test]
+fn script_names_that_fit_the_request_path() {
+    let base: &[Pair<'_>] = &[(b"REQUEST_METHOD", b"GET")];
+    let with = |extra: &[Pair<'static>]| -> Vec<Pair<'static>> {
+        let mut v: Vec<Pair<'static>> = vec![base[0]];
+        v.extend_from_slice(extra);
+        v
+    };
+    let cases: [(&str, Vec<Pair<'static>>, &str, &str); 12] = [
+        // nginx's fastcgi_index appends a file name to a SCRIPT_NAME ending in '/'.
+        (
+            "fastcgi_index",
+            with(&[
+                (b"SCRIPT_NAME", b"/app/index.py"),
+                (b"REQUEST_URI", b"/app/"),
+                (b"DOCUMENT_URI", b"/app/"),
+            ]),
+            "/app",
+            "Inside",
+        ),
+        (
+            "SCRIPT_NAME with a trailing slash, the bare mount asked for",
+            with(&[(b"SCRIPT_NAME", b"/app/"), (b"REQUEST_URI", b"/app")]),
+            "/app",
+            "Inside",
+        ),
+        (
+            "SCRIPT_NAME / fits any path",
+            with(&[(b"SCRIPT_NAME", b"/"), (b"REQUEST_URI", b"/x")]),
+            "",
+            "Inside",
+        ),
+        (
+            "empty SCRIPT_NAME",
+            with(&[
+                (b"SCRIPT_NAME", b""),
+                (b"PATH_INFO", b"/x"),
+                (b"REQUEST_URI", b"/y"),
+            ]),
+            "",
+            "Inside",
+        ),
+        (
+            "nginx merge_slashes off",
+            with(&[
+                (b"SCRIPT_NAME", b"/a//b"),
+                (b"REQUEST_URI", b"/a//b"),
+                (b"DOCUMENT_URI", b"/a//b"),
+            ]),
+            "",
+            "Inside",
+        ),
+        (
+            "an encoded slash is not judged",
+            with(&[
+                (b"SCRIPT_NAME", b"/app/a%2Fb"),
+                (b"REQUEST_URI", b"/app/a%2Fb"),
+            ]),
+            "/app",
+            "Inside",
+        ),
+        (
+            "a dot segment in REQUEST_URI is not judged",
+            with(&[
+                (b"SCRIPT_NAME", b"/app/y"),
+                (b"REQUEST_URI", b"/app/./x/../y"),
+            ]),
+            "/app",
+            "Inside",
+        ),
+        (
+            "a SCRIPT_NAME left encoded, as the client sent it",
+            with(&[
+                (b"SCRIPT_NAME", b"/app/caf%C3%A9"),
+                (b"REQUEST_URI", b"/app/caf%C3%A9"),
+            ]),
+            "/app",
+            "Inside",
+        ),
+        (
+            "an encoded percent is decoded once",
+            with(&[(b"SCRIPT_NAME", b"/100%41"), (b"REQUEST_URI", b"/100%2541")]),
+            "",
+            "Inside",
+        ),
+        (
+            "absolute-form REQUEST_URI",
+            with(&[
+                (b"SCRIPT_NAME", b"/app"),
+                (b"PATH_INFO", b"/x"),
+                (b"REQUEST_URI", b"http://example.test/app/x?q"),
+            ]),
+            "/app",
+            "Inside",
+        ),
+        // nginx's common split regex forwards `/appx/z` as `/app` ‖ `x/z`: a byte prefix,
+        // and outside an application at /app.
+        (
+            "split regex at /appx",
+            with(&[
+                (b"SCRIPT_NAME", b"/app"),
+                (b"PATH_INFO", b"x/z"),
+                (b"REQUEST_URI", b"/appx/z"),
+                (b"DOCUMENT_URI", b"/appx/z"),
+            ]),
+            "/app",
+            "Outside",
+        ),
+        (
+            "nginx SCGI sends no SCRIPT_NAME",
+            with(&[(b"REQUEST_URI", b"/x"), (b"DOCUMENT_URI", b"/x")]),
+            "/app",
+            "Outside",
+        ),
+    ];
+    for (name, pairs, mount, want) in cases {
+        assert_eq!(fit_of(&pairs, mount), want, "{name}");
+    }
+}
+
+#[test]
+fn requests_refused_anyway_tell_nothing_about_the_mount() {
+    let dots: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/x"),
+        (b"REQUEST_URI", b"/app/../x"),
+        (b"DOCUMENT_URI", b"/app/../x"),
+    ];
+    assert_eq!(fit_of(dots, "/app"), "Unknown");
+    let nul: &[Pair<'_>] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"SCRIPT_NAME", b"/x\0"),
+        (b"REQUEST_URI", b"/app/x"),
+    ];
+    assert_eq!(fit_of(nul, "/app"), "Unknown");
+}

@@ -191,6 +191,7 @@ fn conf_d_apache_example_serves_its_three_paths() {
         "not Flask's 404: {}",
         r.text()
     );
+    common::matrix::assert_no_mount_warning("conf.d/apache-wsgid.conf", &logs());
     drop(apache);
 }
 

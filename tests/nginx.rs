@@ -1043,6 +1043,12 @@ fn conf_d_nginx_example_serves_its_three_locations() {
         "{:?}",
         r.headers
     );
+    for (prefix, daemon) in [("/", &root), ("/app", &app), ("/legacy", &legacy)] {
+        common::matrix::assert_no_mount_warning(
+            &format!("conf.d/nginx-wsgid.conf at {prefix}"),
+            &daemon.log(),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<TrustedProxy>>,
     /// The line each key is on, for messages about values checked after parsing.
     pub lines: BTreeMap<String, usize>,
+    /// The file each key was read from, when it came from a file (an `[[app]]` table's
+    /// inherited keys come from the main file, its own from the file that declares it).
+    pub files: BTreeMap<String, PathBuf>,
     /// Keys whose values were refused (`load_partial`): left unset here.
     pub rejected: Vec<String>,
 }
@@ -294,6 +297,9 @@ pub fn build<'a>(
     for Entry { key, value, source } in entries {
         let (line, place) = source.locate(&key, value.span().start);
         config.lines.insert(key.clone(), line);
+        if let Some(path) = &source.path {
+            config.files.insert(key.clone(), path.clone());
+        }
         if let Err(e) = config.set(&key, value.into_inner()) {
             problems.push(((order(source), line), format!("{place}: {e}")));
             config.rejected.push(key);

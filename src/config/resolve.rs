@@ -22,7 +22,8 @@ use super::cli::Cli;
 use super::file::FileConfig;
 use super::files;
 use super::settings::{
-    LimitsConfig, Listen, ListenAddr, Protocol, Recycle, Settings, Timeouts, TrustedProxies,
+    LimitsConfig, Listen, ListenAddr, MountOrigin, Protocol, Recycle, Settings, Timeouts,
+    TrustedProxies,
 };
 use super::values::{
     check_env_name, check_env_value, check_name, format_listen_addr, format_size, normalize_mount,
@@ -190,7 +191,12 @@ pub fn resolve(cli: &Cli, ctx: &Context) -> Result<Config, ConfigError> {
                 problems.push(format!("{place} has no name: set name = \"...\""));
             }
             match merge_app(cli, Some((&table.config, &table.file)), ctx, Some(&label)) {
-                Ok(settings) => {
+                Ok(mut settings) => {
+                    // An unset mount would go in this app's own table.
+                    if let MountOrigin::UnsetInFile { table_line, .. } = &mut settings.mount_origin
+                    {
+                        *table_line = Some(table.line);
+                    }
                     if settings.listen.is_empty() {
                         let app = match label.as_str() {
                             "" => String::new(),
@@ -330,11 +336,23 @@ pub fn merge_app(
         ))
         .unwrap_or(DEFAULT_THREADS);
 
-    let mount = match m.pick("mount", cli.mount.clone(), f.mount.clone()) {
-        Some(p) => problems
-            .take(normalize_mount(&p.value).map_err(|e| p.err(e)))
-            .unwrap_or_default(),
-        None => String::new(),
+    let (mount, mount_origin) = match m.pick("mount", cli.mount.clone(), f.mount.clone()) {
+        Some(p) => (
+            problems
+                .take(normalize_mount(&p.value).map_err(|e| p.err(e)))
+                .unwrap_or_default(),
+            m.mount_origin(p.from_cli, f),
+        ),
+        None => (
+            String::new(),
+            match file_path {
+                Some(path) => MountOrigin::UnsetInFile {
+                    path: path.display().to_string(),
+                    table_line: None,
+                },
+                None => MountOrigin::Unset,
+            },
+        ),
     };
     let socket_mode = m
         .pick("socket_mode", cli.socket_mode, f.socket_mode.map(|m| m.0))
@@ -588,6 +606,7 @@ pub fn merge_app(
         processes,
         threads,
         mount,
+        mount_origin,
         socket_mode,
         chdir,
         pythonpath,
@@ -686,6 +705,24 @@ impl Merger<'_> {
             value: (),
             from_cli,
             name,
+        }
+    }
+
+    /// Where a `mount` that was given came from: the command line, or the file and line
+    /// of its key.
+    fn mount_origin(&self, from_cli: bool, f: &FileConfig) -> MountOrigin {
+        if from_cli {
+            return MountOrigin::Cli;
+        }
+        let path = f
+            .files
+            .get("mount")
+            .map(PathBuf::as_path)
+            .or(self.file_path)
+            .map_or_else(String::new, |p| p.display().to_string());
+        MountOrigin::File {
+            path,
+            line: f.lines.get("mount").copied(),
         }
     }
 

@@ -54,6 +54,25 @@ pub struct Listen {
     pub addr: ListenAddr,
 }
 
+/// Where an application's `mount` comes from, so that a message about it can name the line
+/// to change (`worker::mount_watch`). Paths are display strings: settings travel to
+/// workers as JSON, and a message needs no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountOrigin {
+    /// `--mount`.
+    Cli,
+    /// `mount = ...` in this file, at this line (None when not known).
+    File { path: String, line: Option<usize> },
+    /// Not set, in a configuration file: it would go in this file, in the `[[app]]` table
+    /// at `table_line` when the application has one, else at its top level.
+    UnsetInFile {
+        path: String,
+        table_line: Option<usize>,
+    },
+    /// Not set, and no configuration file: `--mount` would set it.
+    Unset,
+}
+
 /// Everything a worker needs to know about the application and how to serve it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -69,6 +88,8 @@ pub struct Settings {
     pub threads: usize,
     /// The SCRIPT_NAME prefix, normalised: "" for root, else "/x" without a trailing slash.
     pub mount: String,
+    /// Where `mount` was set, or where to set it: what the mount mismatch warning names.
+    pub mount_origin: MountOrigin,
     /// Permissions of Unix sockets wsgid creates.
     pub socket_mode: u32,
     pub chdir: Option<PathBuf>,

@@ -118,7 +118,7 @@ impl Pool {
                 last_restart: None,
             })
             .collect();
-        let board = Board::create(2 * n)
+        let board = Board::create(2 * n, listeners.len())
             .map_err(|e| {
                 tracing::warn!(
                     "no connection board: workers will not spread connections, and wsgid \

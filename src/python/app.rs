@@ -74,7 +74,7 @@ impl App {
     pub fn run(&self, job: Job) {
         let Job {
             exchange,
-            local,
+            listening,
             counted: _counted,
         } = job;
         if let Some(why) = exchange.aborted() {
@@ -91,7 +91,17 @@ impl App {
             Role::Responder => self.mount.as_str(),
             Role::Authorizer => "",
         };
-        let env = match crate::environ::build_with(exchange.params(), mount, &local, spare) {
+        let built = crate::environ::build_with(exchange.params(), mount, &listening.local, spare);
+        // Authorizer requests are outside the mount by design: they tell nothing about it.
+        let watch = &listening.mount_watch;
+        if exchange.role() == Role::Responder
+            && watch.watching()
+            && !matches!(built, Err(crate::environ::Reject::BadRequest(_)))
+        {
+            let fit = crate::environ::mount_fit(exchange.params(), &self.mount);
+            watch.observe(&fit, &exchange.ident());
+        }
+        let env = match built {
             Ok(mut env) => {
                 if let Some(trusted) = &self.trusted_proxies {
                     crate::environ::forwarded::apply(&mut env, exchange.params(), trusted);

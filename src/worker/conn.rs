@@ -12,8 +12,8 @@ use tracing::{debug, warn};
 use super::exchange::{Abort, Ending, Exchange, InFlight, Job, Received};
 use super::framing::Framing;
 use super::stream::Stream;
+use super::Listening;
 use super::Shared;
-use crate::environ::Local;
 use crate::protocol::fastcgi::{self, ProtocolStatus};
 use crate::protocol::{scgi, Next, Outcome, Params, Role};
 
@@ -42,7 +42,8 @@ pub struct Conn {
     pub stream: Stream,
     pub key: (usize, u32),
     pub codec: Codec,
-    pub local: Arc<Local>,
+    /// The listener it was accepted on.
+    pub listening: Arc<Listening>,
     pub reqs: Vec<Req>,
     pub wbuf: Vec<u8>,
     pub wpos: usize,
@@ -82,13 +83,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, key: (usize, u32), codec: Codec, local: Arc<Local>) -> Conn {
+    pub fn new(stream: Stream, key: (usize, u32), codec: Codec, listening: Arc<Listening>) -> Conn {
         let now = Instant::now();
         Conn {
             stream,
             key,
             codec,
-            local,
+            listening,
             reqs: Vec::new(),
             wbuf: Vec::new(),
             wpos: 0,
@@ -429,7 +430,7 @@ impl Conn {
         }
         let job = Job {
             exchange: ex.clone(),
-            local: self.local.clone(),
+            listening: self.listening.clone(),
             counted: InFlight::count(&sh.in_flight),
         };
         // `max_in_flight` above bounds this queue.

@@ -29,10 +29,10 @@ use super::exchange::Abort;
 use super::exchange::Job;
 use super::notify::Note;
 use super::stream::Listener;
+use super::Listening;
 use super::Shared;
 use crate::board::Board;
 use crate::config::{Protocol, Settings};
-use crate::environ::Local;
 use crate::protocol::fastcgi::{self, Capabilities};
 use crate::protocol::{scgi, Limits};
 use request_timeout::RequestTimer;
@@ -81,7 +81,7 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct ListenerSlot {
     pub listener: Listener,
     pub protocol: Protocol,
-    pub local: Arc<Local>,
+    pub listening: Arc<Listening>,
 }
 
 pub struct EventLoop {
@@ -109,7 +109,7 @@ pub struct EventLoop {
     /// ACCEPT_BATCH, or no limit for a worker without siblings.
     accept_batch: usize,
     /// With sibling workers: the connection board, and this worker's slot on it.
-    board: Option<(Board, usize)>,
+    board: Option<(Arc<Board>, usize)>,
     /// Listeners whose waiting connections were left to a sibling: tried again every turn,
     /// and at the latest when the step of `SHARE_WAIT` ends.
     deferred: Vec<usize>,
@@ -147,7 +147,7 @@ impl EventLoop {
         sh: Shared,
         settings: &Settings,
         mut signals: Signals,
-        board: Option<(Board, usize)>,
+        board: Option<(Arc<Board>, usize)>,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -505,7 +505,7 @@ impl EventLoop {
                 }
                 Protocol::Scgi => Codec::Scgi(scgi::Connection::new(self.limits)),
             };
-            let local = l.local.clone();
+            let listening = l.listening.clone();
             let slot = match self.free.pop() {
                 Some(s) => s,
                 None => {
@@ -515,7 +515,7 @@ impl EventLoop {
                 }
             };
             let key = (slot, self.gens[slot]);
-            let mut conn = Conn::new(stream, key, codec, local);
+            let mut conn = Conn::new(stream, key, codec, listening);
             if let Err(e) = self.poll.registry().register(
                 &mut conn.stream,
                 Token(CONN_BASE + slot),

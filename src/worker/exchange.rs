@@ -22,14 +22,14 @@ use std::time::Instant;
 
 use super::framing::Framing;
 use super::notify::Notifier;
-use crate::environ::Local;
 use crate::protocol::{Params, Role};
 
 /// One request, ready to run.
 pub struct Job {
     /// The request, its params and framing included.
     pub exchange: Arc<Exchange>,
-    pub local: Arc<Local>,
+    /// The listener its connection was accepted on.
+    pub listening: Arc<super::Listening>,
     /// Keeps the request counted while the job exists.
     pub counted: InFlight,
 }

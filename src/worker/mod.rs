@@ -8,6 +8,7 @@ mod event_loop;
 pub mod exchange;
 pub mod framing;
 mod lead;
+pub mod mount_watch;
 mod notify;
 mod pool;
 pub mod report;
@@ -22,7 +23,8 @@ use tracing::{error, info, warn};
 
 use crate::board::Board;
 use crate::config::resolve::DEFAULT_LOG_LEVEL;
-use crate::config::{WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
+use crate::config::values::format_listen_addr;
+use crate::config::{Protocol, WorkerSpec, EXIT_APP_LOAD_FAILED, WORKER_SPEC_ENV};
 use crate::environ::Local;
 use crate::inherit;
 use crate::master::EXIT_FAILURE;
@@ -33,6 +35,13 @@ use lead::Core;
 use notify::Notifier;
 use report::Report;
 use spare::SpareBuffers;
+
+/// What the requests of one listener share: its address, for the environ's SERVER_NAME and
+/// SERVER_PORT fallbacks, and its mount watch.
+pub struct Listening {
+    pub local: Local,
+    pub mount_watch: mount_watch::MountWatch,
+}
 
 /// What the reactor and its connections share.
 pub struct Shared {
@@ -162,12 +171,38 @@ fn serve(
     report: Arc<Report>,
 ) -> std::io::Result<Exit> {
     let s = &spec.settings;
+    // Advisory: without it connections go to whichever worker accepts first, and each
+    // worker warns of a mount mismatch on its own.
+    let board = spec.board.and_then(|place| {
+        inherit::take(place.fd, "connection board")
+            .and_then(|fd| Board::adopt(fd, place.slots, spec.listeners.len()))
+            .map(|b| (Arc::new(b), place.slot))
+            .map_err(|e| warn!("no connection board, connections are not spread: {e}"))
+            .ok()
+    });
     let mut listeners = Vec::with_capacity(spec.listeners.len());
-    for l in &spec.listeners {
+    for (i, l) in spec.listeners.iter().enumerate() {
+        let name = format!(
+            "{} {}",
+            match l.protocol {
+                Protocol::Fastcgi => "fastcgi",
+                Protocol::Scgi => "scgi",
+            },
+            format_listen_addr(&l.addr)
+        );
+        let mount_watch = mount_watch::MountWatch::new(
+            name,
+            s.mount.clone(),
+            s.mount_origin.clone(),
+            board.as_ref().map(|(b, _)| (b.clone(), i)),
+        );
         listeners.push(ListenerSlot {
             listener: stream::Listener::from_fd(inherit::take(l.fd, "listener")?)?,
             protocol: l.protocol,
-            local: Arc::new(Local::from_listen(&l.addr)),
+            listening: Arc::new(Listening {
+                local: Local::from_listen(&l.addr),
+                mount_watch,
+            }),
         });
     }
     let poll = Poll::new()?;
@@ -188,14 +223,6 @@ fn serve(
         request_timeout: s.timeouts.request_ms.map(std::time::Duration::from_millis),
         request_check: None,
     };
-    // Advisory: without it connections go to whichever worker accepts first.
-    let board = spec.board.and_then(|place| {
-        inherit::take(place.fd, "connection board")
-            .and_then(|fd| Board::adopt(fd, place.slots))
-            .map(|b| (b, place.slot))
-            .map_err(|e| warn!("no connection board, connections are not spread: {e}"))
-            .ok()
-    });
     let el = EventLoop::new(poll, listeners, shared, s, signals, board)?;
     let core = Core::new(el, notifier);
     let threads = pool::start(s.threads, &core, app)?;

@@ -5,7 +5,8 @@
 //! The application is fixtures/frontend_app.py, served by wsgid at the same mount point
 //! the front end forwards (`/` or `/app`). [`run`] sends every case of [`cases`] through
 //! the front end's HTTP port and collects every difference before failing, so one run
-//! shows the whole picture for that front end.
+//! shows the whole picture for that front end. [`run_all`] also checks that wsgid logged no
+//! mount mismatch warning: a stock setup must not be taken for a wrong one.
 
 use std::fmt::Write as _;
 
@@ -246,7 +247,12 @@ pub fn run(fe: &FrontEnd) {
     );
 }
 
+/// What wsgid's mount mismatch warning starts with.
+pub const MOUNT_WARNING: &str = "mount mismatch on ";
+
 /// [`run`] through each front end in turn; on a failure prints `logs` (wsgid's) first.
+/// Then checks that wsgid, behind these front ends set up as they should be, logged no
+/// mount mismatch warning.
 pub fn run_all(front_ends: &[FrontEnd], logs: &dyn Fn() -> String) {
     for fe in front_ends {
         if let Err(e) = std::panic::catch_unwind(|| run(fe)) {
@@ -254,6 +260,19 @@ pub fn run_all(front_ends: &[FrontEnd], logs: &dyn Fn() -> String) {
             std::panic::resume_unwind(e);
         }
     }
+    let names: Vec<&str> = front_ends.iter().map(|fe| fe.name.as_str()).collect();
+    assert_no_mount_warning(&names.join(", "), &logs());
+}
+
+/// Panics when wsgid's `log`, behind `front_ends` set up as they should be, holds a mount
+/// mismatch warning.
+pub fn assert_no_mount_warning(front_ends: &str, log: &str) {
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains(MOUNT_WARNING)).collect();
+    assert!(
+        warned.is_empty(),
+        "a mount mismatch warning behind {front_ends}, set up as they should be:\n{}",
+        warned.join("\n")
+    );
 }
 
 /// Whether `r` is what `case` expects; otherwise what differs.

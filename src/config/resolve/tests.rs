@@ -798,3 +798,91 @@ fn trusted_proxies_from_the_file_and_the_command_line() {
     let back: Settings = serde_json::from_str(&json).unwrap();
     assert_eq!(back.trusted_proxies, s.trusted_proxies);
 }
+
+/// Where `mount` came from, for the mount mismatch warning: the command line, the file and
+/// line of its key (an inherited one's in the main file), or where it would go.
+#[test]
+fn mount_origins() {
+    assert_eq!(
+        run(&["a:b", "--mount", "/x"]).unwrap().mount_origin,
+        MountOrigin::Cli
+    );
+    assert_eq!(run(&["a:b"]).unwrap().mount_origin, MountOrigin::Unset);
+    assert_eq!(
+        with_file(&["--mount", "/x"], "app = \"a:b\"\nmount = \"/y\"\n")
+            .unwrap()
+            .mount_origin,
+        MountOrigin::Cli
+    );
+    assert_eq!(
+        with_file(&[], "app = \"a:b\"\n\nmount = \"/y\"\n")
+            .unwrap()
+            .mount_origin,
+        MountOrigin::File {
+            path: "/etc/wsgid/site.toml".into(),
+            line: Some(3)
+        }
+    );
+    assert_eq!(
+        with_file(&[], "app = \"a:b\"\n").unwrap().mount_origin,
+        MountOrigin::UnsetInFile {
+            path: "/etc/wsgid/site.toml".into(),
+            table_line: None
+        }
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    let drop_in = dir.path().join("conf.d/b.toml");
+    std::fs::write(
+        &drop_in,
+        "# b\n[[app]]\nname = \"b\"\napp = \"b:app\"\nscgi = \"127.0.0.1:9002\"\n\
+         mount = \"/b\"\n[[app]]\nname = \"c\"\napp = \"c:app\"\nscgi = \"127.0.0.1:9003\"\n",
+    )
+    .unwrap();
+    let main = dir.path().join("wsgid.toml");
+    std::fs::write(
+        &main,
+        "include = \"conf.d/*.toml\"\n\
+         [[app]]\nname = \"a\"\napp = \"a:app\"\nfastcgi = \"127.0.0.1:9000\"\n",
+    )
+    .unwrap();
+    let c = resolve_in(dir.path(), &["--config", "wsgid.toml"]).unwrap();
+    let origins: Vec<&MountOrigin> = c.apps.iter().map(|a| &a.mount_origin).collect();
+    assert_eq!(
+        origins,
+        [
+            &MountOrigin::UnsetInFile {
+                path: main.display().to_string(),
+                table_line: Some(2)
+            },
+            &MountOrigin::File {
+                path: drop_in.display().to_string(),
+                line: Some(6)
+            },
+            &MountOrigin::UnsetInFile {
+                path: drop_in.display().to_string(),
+                table_line: Some(7)
+            },
+        ]
+    );
+
+    // A mount at the top level is every app's default: its line in the main file.
+    std::fs::write(
+        &main,
+        "include = \"conf.d/*.toml\"\nmount = \"/top\"\n\
+         [[app]]\nname = \"a\"\napp = \"a:app\"\nfastcgi = \"127.0.0.1:9000\"\n",
+    )
+    .unwrap();
+    let c = resolve_in(dir.path(), &["--config", "wsgid.toml"]).unwrap();
+    let top = MountOrigin::File {
+        path: main.display().to_string(),
+        line: Some(2),
+    };
+    assert_eq!(c.apps[0].mount_origin, top);
+    assert_eq!(
+        c.apps[2].mount_origin, top,
+        "inherited by the drop-in's app c"
+    );
+    assert_eq!(c.apps[2].mount, "/top");
+}
